@@ -1,0 +1,38 @@
+"""Automatic image colorization in CIE Lab: the network sees L and predicts ab.
+
+>>> from colorization import load_colorizer
+>>> colorizer = load_colorizer()            # the best weights shipped in weights/
+>>> result = colorizer(PIL.Image.open("old_photo.jpg"))
+"""
+
+from .color import lab_to_rgb, rgb_to_lab
+from .evaluation import evaluate
+from .images import ImageError, find_images, read_image
+from .metrics import colorfulness, psnr, ssim
+from .models import MODELS, build_model
+from .pipeline import Colorizer, available_weights, load_colorizer
+from .train import TrainConfig, train
+from .weights import WeightsError, load_weights, read_metadata, save_weights
+
+__all__ = [
+    "Colorizer",
+    "ImageError",
+    "MODELS",
+    "TrainConfig",
+    "WeightsError",
+    "available_weights",
+    "build_model",
+    "colorfulness",
+    "evaluate",
+    "find_images",
+    "lab_to_rgb",
+    "load_colorizer",
+    "load_weights",
+    "psnr",
+    "read_image",
+    "read_metadata",
+    "rgb_to_lab",
+    "save_weights",
+    "ssim",
+    "train",
+]

@@ -1,0 +1,156 @@
+"""Command line: ``python -m colorization {colorize,train,evaluate,info}``.
+
+Expected failures (missing folder, unreadable photo, bad weights, unknown model) end with one
+clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import typing
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .images import ImageError
+from .weights import WeightsError
+
+__all__ = ["main"]
+
+
+class CLIError(Exception):
+    """An error whose message is all the user needs."""
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    """One ``--flag`` per dataclass field, typed from its annotation (JSON for dicts)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        origin = typing.get_origin(hint)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f"default: {default}"
+        if hint is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=help_text)
+        elif origin is list:
+            parser.add_argument(flag, dest=f.name, nargs="+", default=argparse.SUPPRESS, help=help_text)
+        elif origin is dict:
+            parser.add_argument(flag, dest=f.name, type=json.loads, default=argparse.SUPPRESS,
+                                help=f"JSON object, {help_text}")
+        else:
+            parser.add_argument(flag, dest=f.name, type=hint, default=argparse.SUPPRESS, help=help_text)
+
+
+def _render_size(value: str) -> int:
+    size = int(value)
+    if size < 32 or size % 32:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 32 and at least 32, got {size}")
+    return size
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="python -m colorization", description="Automatic image colorization in Lab.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("colorize", help="colorize photos (files or folders) into an output folder")
+    p.add_argument("paths", nargs="+", help="photos or folders of photos")
+    p.add_argument("-o", "--out-dir", required=True, help="where the colorized PNGs go")
+    p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
+    p.add_argument("--render-size", type=_render_size, help="short side the network sees (multiple of 32)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+
+    p = sub.add_parser("train", help="train a colorizer (see TrainConfig for every option)")
+    _add_config_arguments(p, TrainConfig)
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+
+    p = sub.add_parser("evaluate", help="PSNR, SSIM and colourfulness against the originals, beside gray")
+    p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
+    p.add_argument("--data", nargs="+", required=True, help="folders (or files) of colour photos")
+    p.add_argument("--json", dest="json_path", help="write the full report here")
+    p.add_argument("--render-size", type=_render_size)
+    p.add_argument("--limit", type=int, default=0, help="only the first N photos")
+    p.add_argument("--device")
+
+    p = sub.add_parser("info", help="show a weights file's metadata")
+    p.add_argument("weights", nargs="?", help="weights file (default: the best shipped in weights/)")
+    return parser
+
+
+def _colorize(args) -> int:
+    from .images import find_images
+    from .pipeline import load_colorizer
+
+    colorizer = load_colorizer(args.weights, device=args.device)
+    files = find_images(args.paths)
+    if not files:
+        raise CLIError(f"no photos found in {', '.join(args.paths)}")
+    failed = 0
+    for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size):
+        if isinstance(result, Exception):
+            failed += 1
+            print(f"error: {result}", file=sys.stderr)
+    print(f"colorized {len(files) - failed} of {len(files)} photos into {args.out_dir}")
+    return 1 if failed else 0
+
+
+def _train(args) -> int:
+    from .train import TrainConfig, train
+
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "resume")}
+    try:
+        config = TrainConfig.from_dict(values)
+        from .models import MODELS
+
+        if config.model not in MODELS:
+            raise ValueError(f"unknown model {config.model!r}; known models: {', '.join(sorted(MODELS))}")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    best = train(config, resume=args.resume)
+    print(f"best weights: {best}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluation import evaluate, format_table
+    from .pipeline import load_colorizer
+
+    colorizer = load_colorizer(args.weights, device=args.device)
+    report = evaluate(colorizer, args.data, args.render_size, limit=args.limit)
+    print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
+    for error in report["errors"]:
+        print(f"error: {error}", file=sys.stderr)
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(json.dumps(report, indent=1))
+    return 1 if report["errors"] else 0
+
+
+def _info(args) -> int:
+    from .pipeline import default_weights
+    from .weights import read_metadata
+
+    path = args.weights or default_weights()
+    print(json.dumps({"path": str(path), **read_metadata(path)}, indent=2))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the exit status."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "info": _info}[args.command]
+    try:
+        return handler(args)
+    except (CLIError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

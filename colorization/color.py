@@ -1,0 +1,175 @@
+"""sRGB <-> CIE Lab (D65, 2 degree observer) and the network's Lab normalisation.
+
+This is the only module that knows the Lab formulas and scaling constants. One torch
+implementation serves both torch tensors (channels at dim -3, any device, differentiable)
+and numpy arrays (channels last, as scikit-image), so the two can never drift apart.
+It follows scikit-image's ``rgb2lab``/``lab2rgb`` constants exactly.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+__all__ = [
+    "rgb_to_lab",
+    "lab_to_rgb",
+    "normalize_l",
+    "denormalize_l",
+    "normalize_ab",
+    "denormalize_ab",
+    "clamp_ab",
+    "fit_to_gamut",
+    "L_CENTER",
+    "L_SCALE",
+    "AB_SCALE",
+    "AB_MAX",
+    "LAB_NORMALIZATION",
+]
+
+# The network sees L/50 - 1 in [-1, 1] and predicts ab/110 (ab of sRGB colours lie within about +-110).
+L_CENTER = 50.0
+L_SCALE = 50.0
+AB_SCALE = 110.0
+# Predicted ab is clamped to this before conversion; larger values are outside sRGB at every L.
+AB_MAX = 110.0
+LAB_NORMALIZATION = {"l_center": L_CENTER, "l_scale": L_SCALE, "ab_scale": AB_SCALE}
+
+# scikit-image's matrices and D65 white point ("2" degree observer).
+_XYZ_FROM_RGB = [
+    [0.412453, 0.357580, 0.180423],
+    [0.212671, 0.715160, 0.072169],
+    [0.019334, 0.119193, 0.950227],
+]
+_WHITE_D65 = [0.95047, 1.0, 1.08883]
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def _matrix(inverse: bool, like: torch.Tensor) -> torch.Tensor:
+    m = torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)
+    if inverse:
+        m = torch.linalg.inv(m)
+    return m.to(device=like.device, dtype=like.dtype)
+
+
+def _apply_matrix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # x: (..., 3, H, W); mixes the channel dimension.
+    return torch.einsum("ij,...jhw->...ihw", m, x)
+
+
+def _white(like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(_WHITE_D65, dtype=like.dtype, device=like.device).view(3, 1, 1)
+
+
+def _rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
+    # Clamping inside torch.where keeps both branches finite, so gradients never turn NaN.
+    linear = torch.where(
+        rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92
+    )
+    xyz = _apply_matrix(_matrix(False, rgb), linear) / _white(rgb)
+    f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f.unbind(dim=-3)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
+
+
+def _lab_to_rgb_torch(lab: torch.Tensor, clip: bool) -> torch.Tensor:
+    l, a, b = lab.unbind(dim=-3)
+    fy = (l + 16.0) / 116.0
+    fx = a / 500.0 + fy
+    fz = (fy - b / 200.0).clamp(min=0.0)  # as scikit-image: negative z is invalid
+    f = torch.stack([fx, fy, fz], dim=-3)
+    xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16.0 / 116.0) / 7.787)
+    linear = _apply_matrix(_matrix(True, lab), xyz * _white(lab))
+    rgb = torch.where(
+        linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055, linear * 12.92
+    )
+    return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def _numpy_call(fn, x: np.ndarray, **kwargs) -> np.ndarray:
+    # numpy convention: channels last, like scikit-image. Float32 stays float32 (big photos).
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x.astype(dtype, copy=False), -1, 0)))
+    squeeze = t.dim() == 2  # a single pixel row (3, N) -> treat as (3, 1, N)
+    if squeeze:
+        t = t.unsqueeze(-2)
+    out = fn(t, **kwargs)
+    if squeeze:
+        out = out.squeeze(-2)
+    return np.moveaxis(out.numpy(), 0, -1)
+
+
+def rgb_to_lab(rgb: Array) -> Array:
+    """sRGB in [0, 1] to Lab (L in [0, 100]). Tensors: channels at dim -3; arrays: channels last."""
+    if isinstance(rgb, np.ndarray):
+        return _numpy_call(_rgb_to_lab_torch, rgb)
+    return _rgb_to_lab_torch(rgb)
+
+
+def lab_to_rgb(lab: Array, clip: bool = True) -> Array:
+    """Lab to sRGB, clipped to [0, 1] unless ``clip=False``. Same layouts as :func:`rgb_to_lab`."""
+    if isinstance(lab, np.ndarray):
+        return _numpy_call(_lab_to_rgb_torch, lab, clip=clip)
+    return _lab_to_rgb_torch(lab, clip)
+
+
+def normalize_l(l: Array) -> Array:
+    """Lab L in [0, 100] to the network's input range [-1, 1]."""
+    return (l - L_CENTER) / L_SCALE
+
+
+def denormalize_l(l_norm: Array) -> Array:
+    """Inverse of :func:`normalize_l`."""
+    return l_norm * L_SCALE + L_CENTER
+
+
+def normalize_ab(ab: Array) -> Array:
+    """Lab ab to the network's target scale (about [-1, 1])."""
+    return ab / AB_SCALE
+
+
+def denormalize_ab(ab_norm: Array) -> Array:
+    """Inverse of :func:`normalize_ab`."""
+    return ab_norm * AB_SCALE
+
+
+def clamp_ab(ab: Array) -> Array:
+    """Clamp predicted ab to [-AB_MAX, AB_MAX] so extreme outputs cannot blow out the conversion."""
+    if isinstance(ab, np.ndarray):
+        return np.clip(ab, -AB_MAX, AB_MAX)
+    return ab.clamp(-AB_MAX, AB_MAX)
+
+
+def _fit_to_gamut_torch(lab: torch.Tensor, steps: int) -> torch.Tensor:
+    lab = torch.cat([lab[..., :1, :, :], clamp_ab(lab[..., 1:, :, :])], dim=-3)
+    rgb = _lab_to_rgb_torch(lab, clip=False)
+    outside = ((rgb < -1e-3) | (rgb > 1 + 1e-3)).any(dim=-3)  # (..., H, W)
+    if not bool(outside.any()):
+        return lab
+    moved = lab.movedim(-3, -1)  # (..., H, W, 3)
+    bad = moved[outside]  # (N, 3): only out-of-gamut pixels are searched, usually few
+    lo = torch.zeros(bad.shape[0], 1, dtype=lab.dtype, device=lab.device)
+    hi = torch.ones_like(lo)
+    for _ in range(steps):  # bisection on the chroma scale that keeps L and hue
+        mid = (lo + hi) / 2
+        trial = torch.cat([bad[:, :1], bad[:, 1:] * mid], dim=1)
+        rgb_trial = _lab_to_rgb_torch(trial.T.reshape(3, 1, -1), clip=False).reshape(3, -1).T
+        ok = ((rgb_trial >= -1e-3) & (rgb_trial <= 1 + 1e-3)).all(dim=1, keepdim=True)
+        lo = torch.where(ok, mid, lo)
+        hi = torch.where(ok, hi, mid)
+    fixed = moved.clone()
+    fixed[outside] = torch.cat([bad[:, :1], bad[:, 1:] * lo], dim=1)
+    return fixed.movedim(-1, -3)
+
+
+def fit_to_gamut(lab: Array, steps: int = 10) -> Array:
+    """Clamp ab, then shrink the chroma of any pixel outside sRGB until it fits, keeping L and hue.
+
+    Clipping RGB instead would shift hue and brightness: the out-of-gamut artefacts we avoid.
+    """
+    if isinstance(lab, np.ndarray):
+        return _numpy_call(_fit_to_gamut_torch, lab, steps=steps)
+    return _fit_to_gamut_torch(lab, steps)

@@ -1,0 +1,158 @@
+"""Training data: any folder tree of photos, decoded once into uint8 tensors, augmented on the device.
+
+Decoding is the slow part of training on small photos, so it happens once (in worker processes);
+random resized crops and flips then run as one batched ``grid_sample`` on whatever device trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from .color import rgb_to_lab
+from .images import ImageError, find_images, read_image, to_float_rgb
+
+__all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files", "random_resized_crop"]
+
+log = logging.getLogger(__name__)
+
+
+def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tint_threshold: float = 2.0) -> bool:
+    """True for gray, nearly gray or uniformly tinted (sepia) photos: nothing a colorizer should learn.
+
+    rgb: (H, W, 3) float in [0, 1]. Gray: 95% of pixels have chroma under ``chroma_threshold``;
+    tinted: a and b hardly vary across the photo.
+    """
+    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA) if min(rgb.shape[:2]) > 64 else rgb
+    ab = rgb_to_lab(small)[..., 1:].reshape(-1, 2)
+    chroma = np.hypot(ab[:, 0], ab[:, 1])
+    return bool(np.percentile(chroma, 95) < chroma_threshold or ab.std(axis=0).max() < tint_threshold)
+
+
+def _square_uint8(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize the short side to ``size`` and centre-crop a square; (size, size, 3) uint8."""
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    rgb = rgb[top : top + size, left : left + size]
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+class PhotoFolder(Dataset):
+    """Photos under one or more folders, each as a (3, size, size) uint8 tensor.
+
+    An item is ``(index, tensor or None, reason)``: unreadable and gray photos come back as None with
+    the reason, so one bad file never stops a run.
+    """
+
+    def __init__(self, files: Sequence[Union[str, os.PathLike]], size: int = 128, skip_gray: bool = True):
+        self.files = [Path(f) for f in files]
+        self.size = size
+        self.skip_gray = skip_gray
+
+    @classmethod
+    def from_folders(cls, roots: Sequence[Union[str, os.PathLike]], **kwargs) -> "PhotoFolder":
+        files = find_images(roots)
+        if not files:
+            raise FileNotFoundError(f"no photos ({', '.join(map(str, roots))}) - expected jpg, png, webp, bmp or tiff")
+        return cls(files, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        try:
+            rgb, _ = to_float_rgb(read_image(self.files[index]))
+        except ImageError as exc:
+            return index, None, str(exc)
+        if self.skip_gray and is_grayish(rgb):
+            return index, None, f"{self.files[index]}: gray or nearly gray, skipped for training"
+        return index, torch.from_numpy(_square_uint8(rgb, self.size)).permute(2, 0, 1).contiguous(), ""
+
+
+@dataclass
+class DecodedPhotos:
+    """A decoded set: ``images`` (N, 3, S, S) uint8 and the files they came from."""
+
+    images: torch.Tensor
+    files: list[Path]
+    skipped: list[str]
+
+
+def _collate(items):
+    return items
+
+
+def decode_photos(files: Sequence[Union[str, os.PathLike]], size: int = 128, workers: int = 2,
+                  skip_gray: bool = True, progress: bool = True) -> DecodedPhotos:
+    """Decode every photo once into memory (uint8), reporting and skipping bad or gray ones."""
+    from tqdm.auto import tqdm
+
+    dataset = PhotoFolder(files, size=size, skip_gray=skip_gray)
+    images = torch.empty((len(dataset), 3, size, size), dtype=torch.uint8)
+    keep = torch.zeros(len(dataset), dtype=torch.bool)
+    skipped: list[str] = []
+    loader = DataLoader(dataset, batch_size=64, num_workers=workers, collate_fn=_collate)
+    for batch in tqdm(loader, desc=f"decode {len(dataset)} photos", unit="batch", disable=not progress):
+        for index, tensor, reason in batch:
+            if tensor is None:
+                skipped.append(reason)
+                log.warning("%s", reason)
+            else:
+                images[index] = tensor
+                keep[index] = True
+    kept = keep.nonzero().flatten()
+    return DecodedPhotos(images[kept].clone(), [dataset.files[i] for i in kept.tolist()], skipped)
+
+
+def split_files(files: Sequence[Path], val_count: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """A seeded split into (train, validation); validation photos are never trained on."""
+    files = sorted(files)
+    order = list(range(len(files)))
+    random.Random(seed).shuffle(order)
+    val_count = min(val_count, max(len(files) // 5, 1)) if len(files) > 1 else 0
+    val = sorted(files[i] for i in order[:val_count])
+    train = sorted(files[i] for i in order[val_count:])
+    return train, val
+
+
+def random_resized_crop(images: torch.Tensor, out_size: int, min_scale: float = 0.35,
+                        generator: Optional[torch.Generator] = None, flip: bool = True) -> torch.Tensor:
+    """Batched random resized crop (area ``min_scale``-1, aspect 3/4-4/3) and horizontal flip.
+
+    images: (B, 3, S, S) uint8 on any device -> (B, 3, out_size, out_size) float in [0, 1].
+    No colour jitter: a hue change would teach wrong colours.
+    """
+    b = images.shape[0]
+    dev = images.device
+    rand = lambda: torch.rand(b, device=dev, generator=generator)  # noqa: E731
+    area = min_scale + (1 - min_scale) * rand()
+    log_ratio = (rand() * 2 - 1) * math.log(4 / 3)
+    ratio = torch.exp(log_ratio)
+    w = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width as a fraction of the side
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (rand() * 2 - 1) * (1 - w)  # crop centre in [-1, 1] coordinates, crop stays inside
+    cy = (rand() * 2 - 1) * (1 - h)
+    sign = torch.where(rand() < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=dev)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = w * sign
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta, [b, 3, out_size, out_size], align_corners=False)
+    x = images.float() / 255.0
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)

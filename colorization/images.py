@@ -1,0 +1,157 @@
+"""Reading photos safely and turning any image mode into float RGB (+ alpha).
+
+Everything that opens a user's file goes through :func:`read_image`, so a bad file always
+ends as one :class:`ImageError` that names the path and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import IO, Iterable, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "ImageError",
+    "IMAGE_EXTENSIONS",
+    "MAX_MEGAPIXELS",
+    "find_images",
+    "read_image",
+    "to_float_rgb",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# Above this a photo is refused with a message instead of exhausting memory (the pipeline's
+# float32 Lab copy of a 100 MP photo is 1.2 GB).
+MAX_MEGAPIXELS = 100.0
+
+PathLike = Union[str, os.PathLike]
+
+
+class ImageError(ValueError):
+    """A file or array that cannot be used as a photo; the message says why."""
+
+
+def find_images(paths: Iterable[PathLike]) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted list of image paths.
+
+    Files named explicitly are kept whatever their extension, so a broken one gets reported.
+    Raises FileNotFoundError for a path that does not exist.
+    """
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(
+                sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            )
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return found
+
+
+def read_image(source: Union[PathLike, IO[bytes]], max_megapixels: float = MAX_MEGAPIXELS) -> Image.Image:
+    """Open and fully decode an image with its EXIF orientation applied.
+
+    Raises :class:`ImageError` for a non-image, a truncated or corrupt file, an empty image, or one
+    over ``max_megapixels``.
+    """
+    name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(source)
+            check_size(img.size, max_megapixels, name)
+            img.load()  # decode now: a truncated file fails here, not later inside the model
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageError(f"{name}: too large (over {max_megapixels:g} megapixels)") from None
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+    return img
+
+
+def check_size(size: tuple[int, int], max_megapixels: float, name: str = "image") -> None:
+    """Raise :class:`ImageError` for an empty image or one over ``max_megapixels``."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: empty image ({w}x{h})")
+    if w * h > max_megapixels * 1e6:
+        raise ImageError(
+            f"{name}: {w}x{h} is {w * h / 1e6:.1f} megapixels, over the limit of {max_megapixels:g}"
+        )
+
+
+def _array_to_float(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer):  # e.g. Pillow's mode "I" for 16-bit PNGs
+        top = 255.0 if arr.max(initial=0) <= 255 else 65535.0
+        return np.clip(arr.astype(np.float32) / top, 0.0, 1.0)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageError("image array holds NaN or infinite values")
+        top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        return np.clip(arr.astype(np.float32) / top, 0.0, 1.0)
+    raise ImageError(f"unsupported array dtype {arr.dtype}")
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("RGB", "L", "RGBA", "LA"):
+        return np.asarray(img)
+    if mode == "1":
+        return np.asarray(img.convert("L"))
+    if mode.startswith("I;16") or mode == "I":
+        return np.asarray(img.convert("I") if mode != "I" else img).astype(np.int64)
+    if mode == "F":
+        return np.asarray(img)
+    if mode == "P":
+        return np.asarray(img.convert("RGBA" if "transparency" in img.info else "RGB"))
+    if mode in ("PA", "RGBa", "La"):
+        return np.asarray(img.convert("RGBA"))
+    return np.asarray(img.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
+
+
+def to_float_rgb(image: Union[Image.Image, np.ndarray], max_megapixels: float = MAX_MEGAPIXELS):
+    """Any PIL image or array (HxW, HxWx1..4; uint8, uint16, float) to (rgb, alpha).
+
+    ``rgb`` is float32 HxWx3 in [0, 1]; ``alpha`` is float32 HxW or None.
+    """
+    if isinstance(image, Image.Image):
+        check_size(image.size, max_megapixels)
+        arr = _pil_to_array(image)
+    elif isinstance(image, np.ndarray):
+        arr = image
+    else:
+        raise ImageError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
+        raise ImageError(f"cannot read an image from an array of shape {arr.shape}")
+    check_size((arr.shape[1], arr.shape[0]), max_megapixels)
+    arr = _array_to_float(arr)
+    alpha = None
+    if arr.ndim == 2:
+        rgb = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 2:
+        rgb, alpha = np.repeat(arr[..., :1], 3, axis=2), arr[..., 1]
+    elif arr.shape[2] == 4:
+        rgb, alpha = arr[..., :3], arr[..., 3]
+    else:
+        rgb = arr
+    return np.ascontiguousarray(rgb), (None if alpha is None else np.ascontiguousarray(alpha))

