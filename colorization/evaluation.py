@@ -10,11 +10,28 @@ import numpy as np
 
 from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, image_metrics
-from .pipeline import Colorizer, compose, prepare
+from .pipeline import Colorizer, Prepared, compose, prepare
 
-__all__ = ["evaluate", "format_table"]
+__all__ = ["evaluate", "format_table", "score_prepared"]
 
 _KEYS = ("psnr", "ssim", "colorfulness")
+
+
+def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Optional[int] = None,
+                   intensity: float = 1.0):
+    """Colorize a prepared photo and score result and gray baseline against it as ground truth.
+
+    Returns (result image, {"model": {...}, "gray": {...}, "ground_truth": {"colorfulness": x}}).
+    """
+    truth = prepared.truth
+    result = colorizer.colorize_prepared(prepared, render_size, intensity)
+    gray = np.asarray(compose(prepared.l, np.zeros(prepared.l.shape + (2,), np.float32)))
+    scores = {
+        "model": image_metrics(np.asarray(result.convert("RGB")), truth),
+        "gray": image_metrics(gray, truth),
+        "ground_truth": {"colorfulness": colorfulness(truth)},
+    }
+    return result, scores
 
 
 def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], render_size: Optional[int] = None,
@@ -39,15 +56,8 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         except ImageError as exc:
             errors.append(str(exc))
             continue
-        truth = prepared.truth
-        result = np.asarray(colorizer.colorize_prepared(prepared, size).convert("RGB"))
-        gray = np.asarray(compose(prepared.l, np.zeros(prepared.l.shape + (2,), np.float32)))
-        per_image.append({
-            "file": str(path),
-            "model": image_metrics(result, truth),
-            "gray": image_metrics(gray, truth),
-            "ground_truth": {"colorfulness": colorfulness(truth)},
-        })
+        _, scores = score_prepared(colorizer, prepared, size)
+        per_image.append({"file": str(path), **scores})
     if not per_image:
         raise ImageError("none of the photos could be read: " + "; ".join(errors[:3]))
 
