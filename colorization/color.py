@@ -22,6 +22,7 @@ __all__ = [
     "denormalize_ab",
     "clamp_ab",
     "fit_to_gamut",
+    "lab_to_display",
     "L_CENTER",
     "L_SCALE",
     "AB_SCALE",
@@ -92,14 +93,20 @@ def _lab_to_rgb_torch(lab: torch.Tensor, clip: bool) -> torch.Tensor:
 def _numpy_call(fn, x: np.ndarray, **kwargs) -> np.ndarray:
     # numpy convention: channels last, like scikit-image. Float32 stays float32 (big photos).
     dtype = np.float32 if x.dtype == np.float32 else np.float64
-    t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x.astype(dtype, copy=False), -1, 0)))
-    squeeze = t.dim() == 2  # a single pixel row (3, N) -> treat as (3, 1, N)
-    if squeeze:
-        t = t.unsqueeze(-2)
-    out = fn(t, **kwargs)
-    if squeeze:
-        out = out.squeeze(-2)
-    return np.moveaxis(out.numpy(), 0, -1)
+    x = x.astype(dtype, copy=False)
+    if x.ndim < 3:  # a single pixel or a row of pixels
+        return _numpy_call(fn, x.reshape((1,) * (3 - x.ndim) + x.shape), **kwargs).reshape(x.shape)
+    out = np.empty(x.shape, dtype=dtype)
+    # Every conversion is per pixel, so a big photo goes through in bands of rows: the
+    # temporaries then stay a few MB instead of several times the photo's size.
+    rows = max(1, (1 << 20) // max(1, int(np.prod(x.shape[-2:-1]))))
+    lead = x.reshape((-1,) + x.shape[-3:])
+    flat_out = out.reshape(lead.shape)
+    for i in range(lead.shape[0]):
+        for top in range(0, lead.shape[1], rows):
+            band = torch.from_numpy(np.ascontiguousarray(np.moveaxis(lead[i, top : top + rows], -1, 0)))
+            flat_out[i, top : top + rows] = np.moveaxis(fn(band, **kwargs).numpy(), 0, -1)
+    return out
 
 
 def rgb_to_lab(rgb: Array) -> Array:
@@ -143,33 +150,51 @@ def clamp_ab(ab: Array) -> Array:
     return ab.clamp(-AB_MAX, AB_MAX)
 
 
-def _fit_to_gamut_torch(lab: torch.Tensor, steps: int) -> torch.Tensor:
+def _fit_to_gamut_torch(lab: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fitted Lab, its unclipped RGB): the RGB comes for free and saves a second conversion."""
     lab = torch.cat([lab[..., :1, :, :], clamp_ab(lab[..., 1:, :, :])], dim=-3)
     rgb = _lab_to_rgb_torch(lab, clip=False)
     outside = ((rgb < -1e-3) | (rgb > 1 + 1e-3)).any(dim=-3)  # (..., H, W)
     if not bool(outside.any()):
-        return lab
-    moved = lab.movedim(-3, -1)  # (..., H, W, 3)
-    bad = moved[outside]  # (N, 3): only out-of-gamut pixels are searched, usually few
+        return lab, rgb
+
+    def convert(pixels: torch.Tensor) -> torch.Tensor:  # (N, 3) Lab -> (N, 3) RGB
+        return _lab_to_rgb_torch(pixels.T.reshape(3, 1, -1), clip=False).reshape(3, -1).T
+
+    bad = lab.movedim(-3, -1)[outside]  # (N, 3): only out-of-gamut pixels are searched, usually few
     lo = torch.zeros(bad.shape[0], 1, dtype=lab.dtype, device=lab.device)
     hi = torch.ones_like(lo)
-    for _ in range(steps):  # bisection on the chroma scale that keeps L and hue
+    for _ in range(steps):  # bisection on the chroma scale; L and hue stay as they are
         mid = (lo + hi) / 2
-        trial = torch.cat([bad[:, :1], bad[:, 1:] * mid], dim=1)
-        rgb_trial = _lab_to_rgb_torch(trial.T.reshape(3, 1, -1), clip=False).reshape(3, -1).T
-        ok = ((rgb_trial >= -1e-3) & (rgb_trial <= 1 + 1e-3)).all(dim=1, keepdim=True)
+        rgb_mid = convert(torch.cat([bad[:, :1], bad[:, 1:] * mid], dim=1))
+        ok = ((rgb_mid >= -1e-3) & (rgb_mid <= 1 + 1e-3)).all(dim=1, keepdim=True)
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
-    fixed = moved.clone()
-    fixed[outside] = torch.cat([bad[:, :1], bad[:, 1:] * lo], dim=1)
-    return fixed.movedim(-1, -3)
+    fixed = torch.cat([bad[:, :1], bad[:, 1:] * lo], dim=1)
+    lab, rgb = lab.movedim(-3, -1).clone(), rgb.movedim(-3, -1).clone()
+    lab[outside] = fixed
+    rgb[outside] = convert(fixed)
+    return lab.movedim(-1, -3), rgb.movedim(-1, -3)
 
 
-def fit_to_gamut(lab: Array, steps: int = 10) -> Array:
+def fit_to_gamut(lab: Array, steps: int = 8) -> Array:
     """Clamp ab, then shrink the chroma of any pixel outside sRGB until it fits, keeping L and hue.
 
     Clipping RGB instead would shift hue and brightness: the out-of-gamut artefacts we avoid.
     """
     if isinstance(lab, np.ndarray):
-        return _numpy_call(_fit_to_gamut_torch, lab, steps=steps)
-    return _fit_to_gamut_torch(lab, steps)
+        return _numpy_call(lambda t, steps: _fit_to_gamut_torch(t, steps)[0], lab, steps=steps)
+    return _fit_to_gamut_torch(lab, steps)[0]
+
+
+def _display_torch(lab: torch.Tensor, steps: int) -> torch.Tensor:
+    _, rgb = _fit_to_gamut_torch(lab, steps)
+    return torch.round(rgb.clamp(0.0, 1.0) * 255.0)
+
+
+def lab_to_display(lab: np.ndarray, steps: int = 8) -> np.ndarray:
+    """Lab (H, W, 3) to displayable uint8 sRGB: clamp, fit to the gamut, convert, quantise.
+
+    Done band by band in one pass, so a 64-megapixel photo needs no full-size float temporaries.
+    """
+    return _numpy_call(_display_torch, lab, steps=steps).astype(np.uint8)

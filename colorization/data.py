@@ -28,16 +28,21 @@ __all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split
 log = logging.getLogger(__name__)
 
 
-def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tint_threshold: float = 2.0) -> bool:
-    """True for gray, nearly gray or uniformly tinted (sepia) photos: nothing a colorizer should learn.
+def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tint_spread: float = 1.5,
+               tint_chroma: float = 15.0) -> bool:
+    """True for gray, nearly gray or toned (sepia, cyanotype) photos: nothing a colorizer should learn.
 
-    rgb: (H, W, 3) float in [0, 1]. Gray: 95% of pixels have chroma under ``chroma_threshold``;
-    tinted: a and b hardly vary across the photo.
+    rgb: (H, W, 3) float in [0, 1]. Gray: 95% of pixels have chroma under ``chroma_threshold``.
+    Toned: every pixel's ab lies on one line through the origin (one hue) and chroma stays modest.
     """
     small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA) if min(rgb.shape[:2]) > 64 else rgb
-    ab = rgb_to_lab(small)[..., 1:].reshape(-1, 2)
-    chroma = np.hypot(ab[:, 0], ab[:, 1])
-    return bool(np.percentile(chroma, 95) < chroma_threshold or ab.std(axis=0).max() < tint_threshold)
+    ab = rgb_to_lab(small)[..., 1:].reshape(-1, 2).astype(np.float64)
+    chroma_p95 = float(np.percentile(np.hypot(ab[:, 0], ab[:, 1]), 95))
+    if chroma_p95 < chroma_threshold:
+        return True
+    # spread of ab across the dominant hue direction (smallest eigenvalue of the uncentred 2x2 moment)
+    across = float(np.sqrt(max(np.linalg.eigvalsh(ab.T @ ab / len(ab))[0], 0.0)))
+    return across < tint_spread and chroma_p95 < tint_chroma
 
 
 def _square_uint8(rgb: np.ndarray, size: int) -> np.ndarray:

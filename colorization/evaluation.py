@@ -10,7 +10,7 @@ import numpy as np
 
 from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, image_metrics
-from .pipeline import Colorizer, Prepared, compose, prepare
+from .pipeline import Colorizer, Prepared, prepare
 
 __all__ = ["evaluate", "format_table", "score_prepared"]
 
@@ -25,7 +25,7 @@ def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Option
     """
     truth = prepared.truth
     result = colorizer.colorize_prepared(prepared, render_size, intensity)
-    gray = np.asarray(compose(prepared.l, np.zeros(prepared.l.shape + (2,), np.float32)))
+    gray = np.asarray(prepared.gray.convert("RGB"))
     scores = {
         "model": image_metrics(np.asarray(result.convert("RGB")), truth),
         "gray": image_metrics(gray, truth),

@@ -6,6 +6,7 @@ joined to the photo's own full-resolution L, so the result is as sharp as the in
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import fit_to_gamut, lab_to_rgb, rgb_to_lab
+from .color import lab_to_display, rgb_to_lab
 from .images import MAX_MEGAPIXELS, ImageError, read_image, to_float_rgb
 from .weights import WeightsError, load_weights
 
@@ -52,6 +53,11 @@ class Prepared:
         """The input as uint8 RGB: the ground truth when the input was in colour."""
         return _to_uint8(self.rgb)
 
+    @functools.cached_property
+    def gray(self) -> Image.Image:
+        """The gray baseline (a = b = 0) through the same ``compose`` as every model output."""
+        return compose(self.l, np.zeros(self.l.shape + (2,), np.float32), self.alpha)
+
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
@@ -60,14 +66,14 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 def prepare(image: ImageLike, max_megapixels: float = MAX_MEGAPIXELS) -> Prepared:
     """Turn any PIL image or array into :class:`Prepared`; raises ImageError for unusable input."""
     rgb, alpha = to_float_rgb(image, max_megapixels=max_megapixels)
-    l = rgb_to_lab(rgb)[..., 0]
-    return Prepared(rgb=rgb, l=np.ascontiguousarray(l, dtype=np.float32), alpha=alpha)
+    l = np.ascontiguousarray(rgb_to_lab(rgb)[..., 0], dtype=np.float32)
+    return Prepared(rgb=rgb, l=l, alpha=alpha)
 
 
 def compose(l: np.ndarray, ab: np.ndarray, alpha: Optional[np.ndarray] = None) -> Image.Image:
     """Join full-resolution L (H, W) with ab (H, W, 2), fit to the sRGB gamut, return a PIL image."""
     lab = np.concatenate([l[..., None], ab.astype(np.float32, copy=False)], axis=2)
-    rgb = _to_uint8(lab_to_rgb(fit_to_gamut(lab)))
+    rgb = lab_to_display(lab)
     if alpha is not None:
         return Image.fromarray(np.dstack([rgb, _to_uint8(alpha)]), "RGBA")
     return Image.fromarray(rgb, "RGB")

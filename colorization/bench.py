@@ -1,0 +1,210 @@
+"""Benchmarks (measurements, not tests): ``python -m colorization.bench {latency,load}``.
+
+``latency``: CPU latency of the whole pipeline on a 1024x768 photo at the default settings, beside
+the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x256, in the same run.
+``load``: many concurrent ``gradio_client`` clients against a running demo (``python app.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .images import read_image
+from .pipeline import load_colorizer, prepare, render_shape
+
+__all__ = ["ECCV16Layout", "time_call", "latency", "load", "main"]
+
+
+class ECCV16Layout(nn.Module):
+    """The ECCV16 colorization network layout of Zhang et al. 2016 (about 32 M parameters).
+
+    A benchmark reference only: random weights, never trained or shipped; it exists so the
+    latency benchmark can compare our pipeline with the classic VGG-style colorizer's forward pass.
+    L (N, 1, H, W) in, ab (N, 2, H, W) out (313-bin distribution, softmax, 1x1 to ab, upsample x4).
+    """
+
+    def __init__(self):
+        super().__init__()
+
+        def block(c_in: int, c_out: int, n: int, stride_last: int = 1, dilation: int = 1) -> nn.Sequential:
+            layers: list[nn.Module] = []
+            for i in range(n):
+                stride = stride_last if i == n - 1 else 1
+                layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, stride, dilation, dilation), nn.ReLU(True)]
+            return nn.Sequential(*layers, nn.BatchNorm2d(c_out))
+
+        self.features = nn.Sequential(
+            block(1, 64, 2, stride_last=2), block(64, 128, 2, stride_last=2), block(128, 256, 3, stride_last=2),
+            block(256, 512, 3), block(512, 512, 3, dilation=2), block(512, 512, 3, dilation=2), block(512, 512, 3),
+            nn.ConvTranspose2d(512, 256, 4, 2, 1), nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(True), nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(True),
+            nn.Conv2d(256, 313, 1),
+        )
+        self.to_ab = nn.Conv2d(313, 2, 1, bias=False)
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        logits = self.features(l)  # (N, 313, H/4, W/4)
+        ab = self.to_ab(torch.softmax(logits, dim=1))
+        return nn.functional.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+def time_call(fn: Callable[[], object], runs: int = 20, warmup: int = 3) -> list[float]:
+    """Wall-clock seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _percentiles_ms(times: Sequence[float]) -> tuple[float, float]:
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 95) * 1e3)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _test_photo(path: Optional[str], size: tuple[int, int] = (1024, 768)) -> bytes:
+    """JPEG bytes of ``path`` (as it is) or of scikit-image's coffee photo resized to ``size``."""
+    if path:
+        return Path(path).read_bytes()
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.coffee()).resize(size, Image.LANCZOS).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: int = 20, threads: int = 2) -> dict:
+    """p50/p95 (ms) of the whole pipeline (decode, prepare, network, compose) and of the ECCV16 layout."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    colorizer = load_colorizer(weights, device="cpu")
+    jpeg = _test_photo(photo)
+    image = read_image(io.BytesIO(jpeg))
+    l = torch.from_numpy(prepare(image).l)
+    rh, rw = render_shape(*l.shape, colorizer.render_size)
+    l_small = torch.nn.functional.interpolate(l[None, None], size=(rh, rw), mode="area")
+    eccv16 = ECCV16Layout().eval()
+    x_eccv = torch.rand(1, 1, 256, 256) * 100
+    with torch.inference_mode():
+        rows = {
+            f"ours: whole pipeline, {image.width}x{image.height} photo": time_call(
+                lambda: colorizer(read_image(io.BytesIO(jpeg))), runs),
+            f"ours: network forward only, {rw}x{rh}": time_call(lambda: colorizer.model(l_small), runs),
+            "ECCV16 layout: network forward, 256x256": time_call(lambda: eccv16(x_eccv), runs),
+        }
+    return {
+        "rows": {name: _percentiles_ms(times) for name, times in rows.items()},
+        "params": {"ours": sum(p.numel() for p in colorizer.model.parameters()),
+                   "eccv16": sum(p.numel() for p in eccv16.parameters())},
+        "model": colorizer.title, "render_size": colorizer.render_size, "threads": threads, "runs": runs,
+    }
+
+
+def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 4, photo: Optional[str] = None) -> dict:
+    """``clients`` concurrent gradio_client clients, ``requests`` each, against a running demo at ``url``."""
+    from gradio_client import Client, handle_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "load_test.jpg"
+        path.write_bytes(_test_photo(photo))
+        latencies: list[float] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+
+        def one_client(_: int) -> None:
+            try:  # results stay on the server (download_files=False): this measures the server
+                client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported, not raised
+                with lock:
+                    failures.extend([f"connect: {exc}"] * requests)
+                return
+            for _ in range(requests):
+                start = time.perf_counter()
+                try:
+                    client.predict(handle_file(str(path)), api_name="/colorize")
+                except Exception as exc:  # noqa: BLE001
+                    with lock:
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one_client, range(clients)))
+        wall = time.perf_counter() - start
+    p50, p95 = _percentiles_ms(latencies) if latencies else (float("nan"), float("nan"))
+    return {"url": url, "clients": clients, "requests": clients * requests, "ok": len(latencies),
+            "failures": failures, "p50_ms": p50, "p95_ms": p95, "wall_s": wall}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m colorization.bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    lat = sub.add_parser("latency", help="CPU latency of the pipeline beside the ECCV16 layout")
+    lat.add_argument("--weights", help="weights file (default: the best in weights/)")
+    lat.add_argument("--photo", help="photo to time (default: a 1024x768 photo made from skimage's coffee)")
+    lat.add_argument("--runs", type=int, default=20)
+    lat.add_argument("--threads", type=int, default=2)
+    ld = sub.add_parser("load", help="concurrent clients against a running app (start it first: python app.py)")
+    ld.add_argument("--url", default="http://127.0.0.1:7860")
+    ld.add_argument("--clients", type=int, default=16)
+    ld.add_argument("--requests", type=int, default=4, help="requests per client")
+    ld.add_argument("--photo", help="photo to send (default: the same 1024x768 photo as latency)")
+    args = parser.parse_args(argv)
+
+    if args.command == "latency":
+        report = latency(args.weights, args.photo, args.runs, args.threads)
+        print(f"CPU latency: {report['threads']} torch threads, p50/p95 of {report['runs']} runs after warm-up; "
+              f"torch {torch.__version__}; {_cpu_name()}, {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every row)")
+        print(f"ours: {report['model']}, {report['params']['ours'] / 1e6:.1f} M params, render size "
+              f"{report['render_size']}. ECCV16 layout: {report['params']['eccv16'] / 1e6:.1f} M params, random weights")
+        width = max(map(len, report["rows"]))
+        print(f"{'':{width}}  {'p50 ms':>8}  {'p95 ms':>8}")
+        for name, (p50, p95) in report["rows"].items():
+            print(f"{name:{width}}  {p50:8.1f}  {p95:8.1f}")
+        (pipeline, _), (network, _), (eccv16, _) = report["rows"].values()
+        print(f"ECCV16 forward / our whole pipeline (p50): {eccv16 / pipeline:.2f}x; "
+              f"ECCV16 forward / our forward: {eccv16 / network:.2f}x")
+    else:
+        report = load(args.url, args.clients, args.requests, args.photo)
+        print(f"load test against {report['url']}: {report['clients']} clients x {args.requests} requests")
+        print(f"ok {report['ok']}/{report['requests']}, failures {len(report['failures'])}, "
+              f"p50 {report['p50_ms']:.0f} ms, p95 {report['p95_ms']:.0f} ms, wall {report['wall_s']:.1f} s, "
+              f"{report['ok'] / report['wall_s']:.2f} requests/s")
+        for failure in sorted(set(report["failures"]))[:5]:
+            print(f"  failure: {failure}")
+        return 1 if report["failures"] else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The command line as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    return subprocess.run([sys.executable, "-m", "colorization", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+def test_evaluate_writes_the_documented_json(tmp_path, weights_file, eval_photos):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in eval_photos[:8]:
+        shutil.copy(p, folder)
+    out = tmp_path / "report.json"
+    r = run("evaluate", "--weights", str(weights_file), "--data", str(folder), "--json", str(out),
+            "--render-size", "64")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    assert report["images"] == 8 and report["render_size"] == 64 and len(report["per_image"]) == 8
+    for part in ("model", "gray"):
+        assert set(report[part]) >= {"psnr", "ssim", "colorfulness"}
+    assert report["gray"]["colorfulness"] < 1.0 < report["ground_truth"]["colorfulness"]
+    assert 0.5 < report["gray"]["ssim"] < 1.0
+    assert "gray baseline" in r.stdout and "PSNR" in r.stdout
+
+
+def test_colorize_folder_with_a_bad_file_colorizes_the_rest_and_fails(tmp_path, weights_file, eval_photos):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(eval_photos[0], folder / "a.png")
+    Image.open(eval_photos[1]).convert("L").save(folder / "b.jpg")
+    (folder / "broken.png").write_text("not an image")
+    r = run("colorize", str(folder), "-o", str(tmp_path / "out"), "--weights", str(weights_file))
+    assert r.returncode != 0
+    assert "broken.png" in r.stderr and "Traceback" not in r.stderr
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == ["a.png", "b.png"]
+    assert Image.open(tmp_path / "out" / "b.png").size == Image.open(folder / "b.jpg").size
+
+
+def _one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], r.stderr
+
+
+def test_clear_errors(tmp_path, weights_file):
+    _one_line_error(run("colorize", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o"),
+                        "--weights", str(weights_file)), "no such file or folder")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(run("evaluate", "--weights", str(weights_file), "--data", str(tmp_path / "empty")),
+                    "no photos")
+    fake = tmp_path / "fake.safetensors"
+    fake.write_text("definitely not weights")
+    _one_line_error(run("evaluate", "--weights", str(fake), "--data", str(tmp_path)), "fake.safetensors")
+    _one_line_error(run("train", "--model", "vgg", "--steps", "1"), "unknown model 'vgg'")
+    _one_line_error(run("train", "--data", str(tmp_path / "empty"), "--steps", "1"), "found 0")
+
+
+def test_info_shows_metadata(weights_file):
+    r = run("info", str(weights_file))
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["model"]["name"] == "effnet-unet"

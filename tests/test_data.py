@@ -1,0 +1,43 @@
+import numpy as np
+import torch
+from PIL import Image
+
+from colorization.data import decode_photos, is_grayish, random_resized_crop, split_files
+
+
+def test_gray_and_tinted_photos_are_recognised(eval_photos):
+    rgb = np.asarray(Image.open(eval_photos[0]).convert("RGB"), dtype=np.float32) / 255
+    assert not is_grayish(rgb)
+    gray = np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2)
+    assert is_grayish(gray)
+    sepia = gray * np.array([1.0, 0.85, 0.65], np.float32)
+    assert is_grayish(sepia)
+
+
+def test_decode_skips_unreadable_and_gray_photos_and_names_them(tmp_path, train_photos):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    gray = tmp_path / "gray.png"
+    Image.open(train_photos[0]).convert("L").save(gray)
+    decoded = decode_photos([*train_photos[:4], bad, gray], size=32, workers=0, progress=False)
+    assert decoded.images.shape == (4, 3, 32, 32) and decoded.images.dtype == torch.uint8
+    assert decoded.files == train_photos[:4]
+    assert any("broken.jpg" in s for s in decoded.skipped)
+    assert any("gray.png" in s and "gray" in s for s in decoded.skipped)
+
+
+def test_split_is_disjoint_and_seeded(train_photos):
+    train, val = split_files(train_photos, 4, seed=0)
+    assert len(val) == 3  # at most a fifth of a small set
+    assert not set(train) & set(val) and len(train) + len(val) == len(train_photos)
+    assert split_files(train_photos, 4, seed=0) == (train, val)
+
+
+def test_random_resized_crop_shape_range_and_determinism():
+    images = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8)
+    a = random_resized_crop(images, 24, generator=torch.Generator().manual_seed(1))
+    b = random_resized_crop(images, 24, generator=torch.Generator().manual_seed(1))
+    c = random_resized_crop(images, 24, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (6, 3, 24, 24) and a.dtype == torch.float32
+    assert 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)

@@ -1,0 +1,104 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorization import ImageError, read_image
+from colorization.color import rgb_to_lab
+from colorization.pipeline import prepare
+
+
+def _l(img: Image.Image) -> np.ndarray:
+    return rgb_to_lab(np.asarray(img.convert("RGB"), dtype=np.float32) / 255)[..., 0]
+
+
+def test_real_photo_keeps_its_size_and_its_l(colorizer, eval_photos):
+    img = read_image(eval_photos[0])
+    out = colorizer(img, render_size=128)
+    assert out.size == img.size and out.mode == "RGB"
+    # L comes from the input at full resolution; only uint8 rounding separates them.
+    assert np.abs(_l(out) - _l(img)).mean() < 0.5
+    assert np.abs(_l(out) - _l(img)).max() < 3.0
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "CMYK", "I;16", "I", "1"])
+def test_every_pil_mode(colorizer, mode):
+    base = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 45, 3), dtype=np.uint8))
+    if mode in ("I;16", "I"):
+        img = Image.fromarray((np.linspace(0, 65535, 30 * 45).reshape(30, 45)).astype(np.uint16))
+        img = img if mode == "I;16" else img.convert("I")
+    else:
+        img = base.convert(mode)
+    out = colorizer(img)
+    assert out.size == (45, 30)
+    assert out.mode == ("RGBA" if mode in ("LA", "RGBA") else "RGB")
+
+
+def test_sixteen_bit_input_uses_its_full_range(colorizer):
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    out = np.asarray(colorizer(Image.fromarray(ramp)))
+    assert out.min() < 10 and out.max() > 245  # not clipped to white or crushed to black
+
+
+def test_alpha_is_kept(colorizer):
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., :3] = 120
+    rgba[..., 3] = np.linspace(0, 255, 30).astype(np.uint8)
+    out = colorizer(Image.fromarray(rgba, "RGBA"))
+    assert out.mode == "RGBA"
+    assert np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+
+
+def test_numpy_arrays(colorizer):
+    for arr in [np.zeros((10, 12), np.uint8), np.full((10, 12, 3), 0.5, np.float32),
+                np.zeros((10, 12, 4), np.uint16)]:
+        assert colorizer(arr).size == (12, 10)
+    with pytest.raises(ImageError, match="shape"):
+        colorizer(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_one_pixel_image(colorizer):
+    assert colorizer(Image.new("L", (1, 1), 128)).size == (1, 1)
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif)
+    assert read_image(path).size == (20, 40)
+
+
+def test_bad_files_give_clear_errors(tmp_path, eval_photos):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    with pytest.raises(ImageError, match="notes.png: not an image"):
+        read_image(text)
+    jpeg = io.BytesIO()
+    Image.open(eval_photos[0]).convert("RGB").save(jpeg, "JPEG")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    with pytest.raises(ImageError, match="truncated.jpg: corrupt or truncated"):
+        read_image(truncated)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageError, match="empty.png"):
+        read_image(empty)
+
+
+def test_megapixel_limit_is_a_clear_error(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("L", (3000, 2000)).save(path)
+    with pytest.raises(ImageError, match="6.0 megapixels, over the limit of 5"):
+        read_image(path, max_megapixels=5)
+    with pytest.raises(ImageError, match="over the limit"):
+        prepare(np.zeros((3000, 2000), np.uint8), max_megapixels=5)
+
+
+def test_8000x8000_gray_photo_within_memory(colorizer):
+    big = np.zeros((8000, 8000), np.uint8)
+    big[::2] = 200
+    out = colorizer(Image.fromarray(big), render_size=64)
+    assert out.size == (8000, 8000)

@@ -1,0 +1,88 @@
+import json
+import struct
+
+import pytest
+import torch
+
+from colorization.models import build_model
+from colorization.weights import WeightsError, load_weights, read_metadata, save_weights
+
+
+def test_round_trip_rebuilds_the_model_from_metadata_alone(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("unet", base_channels=8, depth=3).eval()
+    path = tmp_path / "w.safetensors"
+    save_weights(path, model, {"title": "t", "render_size": 128, "metrics": {"psnr": 1.5}}, half=False)
+    loaded, meta = load_weights(path)
+    assert meta["model"] == {"name": "unet", "args": {"base_channels": 8, "depth": 3, "max_channels": 256}}
+    assert meta["render_size"] == 128 and meta["metrics"] == {"psnr": 1.5} and meta["title"] == "t"
+    assert meta["lab"] == {"l_center": 50.0, "l_scale": 50.0, "ab_scale": 110.0}
+    x = torch.rand(1, 1, 40, 40) * 100
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_half_precision_file_is_smaller_and_close(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("effnet-unet").eval()
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    save_weights(full, model, {}, half=False)
+    save_weights(half, model, {}, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _ = load_weights(half)
+    x = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        assert (model(x) - loaded(x)).abs().max() < 0.5  # Lab units
+
+
+def _weights(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_weights(path, build_model("unet", base_channels=8, depth=2), {"title": "t"})
+    return path
+
+
+def test_truncated_file_gives_a_clear_error(tmp_path):
+    path = _weights(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="w.safetensors"):
+        load_weights(path)
+
+
+def test_tampered_metadata_gives_a_clear_error(tmp_path):
+    path = _weights(tmp_path)
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"]["model"] = json.dumps({"name": "unet", "args": {"base_channels": 16, "depth": 2,
+                                                                              "max_channels": 256}})
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    path.write_bytes(struct.pack("<Q", len(new)) + new + data[8 + n :])
+    with pytest.raises(WeightsError, match="do not match"):
+        load_weights(path)
+
+
+def test_not_a_weights_file(tmp_path):
+    text = tmp_path / "notes.safetensors"
+    text.write_text("hello, I am not weights")
+    with pytest.raises(WeightsError, match="not a valid safetensors"):
+        read_metadata(text)
+    with pytest.raises(WeightsError, match="no such weights file"):
+        load_weights(tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"x": torch.zeros(2)}, str(foreign))
+    with pytest.raises(WeightsError, match="not a colorization weights file"):
+        load_weights(foreign)
+
+
+def test_loading_never_unpickles(tmp_path, monkeypatch):
+    path = _weights(tmp_path)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("torch.load called on the inference path")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+    load_weights(path)
