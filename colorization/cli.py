@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import typing
 from pathlib import Path
@@ -113,7 +114,8 @@ def _train(args) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     best = train(config, resume=args.resume)
-    print(f"best weights: {best}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
+        print(f"best weights: {best}")
     return 0
 
 

@@ -20,8 +20,10 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .color import normalize_ab, rgb_to_lab
@@ -186,18 +188,39 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in lines)))
 
 
+def _distributed(device_name: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, _device(device_name)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def _parameter_checksum(model: nn.Module) -> float:
+    return float(sum(p.detach().double().sum().item() for p in model.parameters()))
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train a colorizer as ``config`` says; returns the path of the best weights (by validation PSNR).
 
     Writes to ``config.out_dir``: ``log.jsonl`` (train and validation records), ``checkpoint.pt``
-    (atomic, for ``resume``) and ``best.safetensors``.
+    (atomic, for ``resume``) and ``best.safetensors``. Under ``torchrun`` each process trains on its
+    own shard of the photos with DistributedDataParallel and only rank 0 writes.
     """
     from tqdm.auto import tqdm
 
+    rank, world, device = _distributed(config.device)
+    main_process = rank == 0
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path, best_path = out / "checkpoint.pt", out / "log.jsonl", out / "best.safetensors"
-    device = _device(config.device)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -208,8 +231,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     if len(files) < 2:
         raise ValueError(f"need at least 2 photos to train, found {len(files)} in {', '.join(config.data)}")
     train_files, val_files = split_files(files, config.val_count, config.seed)
-    train_set = decode_photos(train_files, config.image_size, config.workers, progress=progress)
-    val_set = decode_photos(val_files, config.image_size, config.workers, progress=progress)
+    show = progress and main_process
+    train_set = decode_photos(train_files[rank::world], config.image_size, config.workers, progress=show)
+    val_set = decode_photos(val_files if main_process else [], config.image_size, config.workers, progress=show)
     if len(train_set.files) == 0:
         raise ValueError("no usable colour photos to train on (all unreadable or gray)")
     # Small enough to live on the GPU: then augmentation never waits for the CPU.
@@ -235,39 +259,43 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         if ema is not None:
             ema.load_state_dict(state["ema"])
         step, best, elapsed = state["step"], state["best"], state["elapsed"]
-        _truncate_log(log_path, step)
+        if main_process:
+            _truncate_log(log_path, step)
         log.info("resumed from %s at step %d", ckpt_path, step)
-    elif not resume:
+    elif main_process:
         log_path.unlink(missing_ok=True)
 
-    forward = torch.compile(model) if config.compile else model
+    # DDP averages gradients across processes; the unwrapped ``model`` is what gets saved.
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+    forward = torch.compile(net) if config.compile else net
     loss_fn = LOSSES[config.loss]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def training_info(final_step: int) -> dict:
         return {
             "data": [str(d) for d in config.data],
-            "train_photos": len(train_set.files),
+            "train_photos": len(train_files),
             "val_photos": len(val_set.files),
             "skipped_photos": len(train_set.skipped) + len(val_set.skipped),
             "steps": final_step,
             "total_steps": config.steps,
-            "batch_size": config.batch_size,
+            "batch_size": config.batch_size * world,
             "crop_size": config.crop_size,
-            "images_seen": final_step * config.batch_size,
+            "images_seen": final_step * config.batch_size * world,
             "wall_time_s": round(elapsed, 1),
-            "hardware": _hardware(device),
+            "hardware": _hardware(device) + (f" x {world} processes" if world > 1 else ""),
             "torch": torch.__version__,
             "config": asdict(config),
         }
 
-    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not progress)
+    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not show)
     t_last, n_last = time.perf_counter(), 0
     while step < config.steps:
         t0 = time.perf_counter()
         model.train()
-        idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed).to(device)
-        gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step)
+        idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed + 7919 * rank).to(device)
+        gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step + 7919 * rank)
         rgb = random_resized_crop(train_images[idx], config.crop_size, config.min_crop_scale, gen)
         lab = rgb_to_lab(rgb)
         l, ab = lab[:, :1], lab[:, 1:]
@@ -285,9 +313,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             ema.update_parameters(model)
         step += 1
         elapsed += time.perf_counter() - t0
-        n_last += idx.numel()
+        n_last += idx.numel() * world
 
-        if step % config.log_every == 0 or step == config.steps:
+        if main_process and (step % config.log_every == 0 or step == config.steps):
             rate = n_last / max(time.perf_counter() - t_last, 1e-9)
             t_last, n_last = time.perf_counter(), 0
             _append_jsonl(log_path, {"step": step, "loss": round(loss.item(), 6),
@@ -295,20 +323,20 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
         bar.update(1)
 
-        if (step % config.val_every == 0 or step == config.steps) and len(val_set.files):
-            net = ema.module if ema is not None else model
-            val = validate(net, val_set.images, device)
+        if main_process and (step % config.val_every == 0 or step == config.steps) and len(val_set.files):
+            averaged = ema.module if ema is not None else model
+            val = validate(averaged, val_set.images, device)
             _append_jsonl(log_path, {"step": step, "val": val})
             if val["model_psnr"] > best["psnr"]:
                 best = {"psnr": val["model_psnr"], "step": step, "val": val}
-                save_weights(best_path, net, {
+                save_weights(best_path, averaged, {
                     "title": config.title or f"{config.model} ({step} steps)",
                     "render_size": config.render_size,
                     "training": training_info(step),
                     "metrics": {"validation": val},
                 })
             t_last, n_last = time.perf_counter(), 0  # validation time is not training throughput
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if main_process and (step % config.checkpoint_every == 0 or step == config.steps):
             state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "best": best, "elapsed": elapsed,
                      "config": asdict(config)}
@@ -316,8 +344,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 state["ema"] = ema.state_dict()
             atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
     bar.close()
-    if not best_path.exists():  # no validation photos: export the final weights instead
+    if world > 1:
+        # Record that every process ended with the same weights (DDP's promise, checked).
+        sums: list = [None] * world
+        dist.all_gather_object(sums, _parameter_checksum(model))
+        if main_process:
+            _append_jsonl(log_path, {"step": step, "rank_checksums": sums})
+        dist.barrier()
+    if main_process and not best_path.exists():  # no validation photos: export the final weights instead
         save_weights(best_path, ema.module if ema is not None else model, {
             "title": config.title or config.model, "render_size": config.render_size,
             "training": training_info(step), "metrics": {}})
+    if world > 1:
+        dist.destroy_process_group()
     return best_path
