@@ -1,4 +1,6 @@
-"""Benchmarks (measurements, not tests): ``python -m colorization.bench {latency,load}``.
+"""Benchmarks (measurements, not tests): ``python -m colorization.bench {train,latency,load}``.
+
+``train``: training images/s of each registered CNN (the real ``train_step``), with FLOPs per image.
 
 ``latency``: CPU latency of the whole pipeline on a 1024x768 photo at the default settings, beside
 the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x256, in the same run.
@@ -27,7 +29,7 @@ from torch import nn
 from .images import read_image
 from .pipeline import load_colorizer, prepare, render_shape
 
-__all__ = ["ECCV16Layout", "time_call", "latency", "load", "main"]
+__all__ = ["ECCV16Layout", "time_call", "latency", "train_throughput", "load", "main"]
 
 
 class ECCV16Layout(nn.Module):
@@ -127,6 +129,59 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
     }
 
 
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, for the fraction-of-peak column.
+_BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "T4": 65e12}
+
+
+def _training_flops_per_image(model: nn.Module, size: int) -> float:
+    """FLOPs of one training step for one image: torch's count of the forward pass, times 3.
+
+    Backward costs about twice the forward. We do not count it with FlopCounterMode because torch
+    2.14 counts the backward of depthwise (grouped) convolutions as if they were dense, 11x too high here.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    x = torch.rand(1, 1, size, size, device=device) * 100
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return 3.0 * float(counter.get_total_flops())
+
+
+def train_throughput(batch_size: int = 32, sizes: Sequence[int] = (128, 256), steps: int = 10,
+                     models: Optional[Sequence[str]] = None, channels_last: bool = False,
+                     compile: bool = False, device: Optional[str] = None) -> list[dict]:
+    """Training images/s of each registered CNN, timing the real ``train_step`` on random photos."""
+    from .models import MODELS, build_model
+    from .train import TrainConfig, train_step
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rows = []
+    for name in models or sorted(MODELS):
+        for size in sizes:
+            torch.manual_seed(0)
+            model = build_model(name).to(dev).train()
+            if channels_last:
+                model.to(memory_format=torch.channels_last)
+            flops = _training_flops_per_image(model, size)
+            net = torch.compile(model) if compile else model
+            config = TrainConfig(batch_size=batch_size, crop_size=size, image_size=size, channels_last=channels_last)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=dev)
+
+            def step() -> None:
+                train_step(net, optimizer, images, config).item()  # .item() waits for the device
+
+            times = time_call(step, runs=steps, warmup=3 if not compile else 5)
+            rate = batch_size / float(np.median(times))
+            peak = next((v for k, v in _BF16_PEAK.items() if dev.type == "cuda" and k in torch.cuda.get_device_name(dev)),
+                        None)
+            rows.append({"model": name, "size": size, "batch": batch_size, "images_per_s": rate,
+                         "gflops_per_image": flops / 1e9, "tflops": rate * flops / 1e12,
+                         "peak_fraction": (rate * flops / peak) if peak else None})
+    return rows
+
+
 def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 4, photo: Optional[str] = None) -> dict:
     """``clients`` concurrent gradio_client clients, ``requests`` each, against a running demo at ``url``."""
     from gradio_client import Client, handle_file
@@ -173,6 +228,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lat.add_argument("--photo", help="photo to time (default: a 1024x768 photo made from skimage's coffee)")
     lat.add_argument("--runs", type=int, default=20)
     lat.add_argument("--threads", type=int, default=2)
+    tr = sub.add_parser("train", help="training throughput (images/s) of each registered CNN")
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    tr.add_argument("--steps", type=int, default=10, help="timed steps per row (median is reported)")
+    tr.add_argument("--models", nargs="+")
+    tr.add_argument("--channels-last", action="store_true")
+    tr.add_argument("--compile", action="store_true")
+    tr.add_argument("--device")
     ld = sub.add_parser("load", help="concurrent clients against a running app (start it first: python app.py)")
     ld.add_argument("--url", default="http://127.0.0.1:7860")
     ld.add_argument("--clients", type=int, default=16)
@@ -180,6 +243,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ld.add_argument("--photo", help="photo to send (default: the same 1024x768 photo as latency)")
     args = parser.parse_args(argv)
 
+    if args.command == "train":
+        rows = train_throughput(args.batch_size, args.sizes, args.steps, args.models, args.channels_last,
+                                args.compile, args.device)
+        dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        where = torch.cuda.get_device_name() if dev.startswith("cuda") else f"{_cpu_name()}, {torch.get_num_threads()} threads"
+        print(f"training throughput on {where}; torch {torch.__version__}; channels_last={args.channels_last} "
+              f"compile={args.compile}; bf16 autocast on CUDA")
+        print(f"{'model':<12} {'size':>5} {'batch':>6} {'img/s':>9} {'GFLOP/img':>10} {'TFLOP/s':>8} {'of bf16 peak':>13}")
+        for r in rows:
+            frac = f"{100 * r['peak_fraction']:.1f}%" if r["peak_fraction"] is not None else "n/a"
+            print(f"{r['model']:<12} {r['size']:>5} {r['batch']:>6} {r['images_per_s']:>9.1f} "
+                  f"{r['gflops_per_image']:>10.2f} {r['tflops']:>8.3f} {frac:>13}")
+        return 0
     if args.command == "latency":
         report = latency(args.weights, args.photo, args.runs, args.threads)
         print(f"CPU latency: {report['threads']} torch threads, p50/p95 of {report['runs']} runs after warm-up; "

@@ -34,7 +34,7 @@ from .models import build_model
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .weights import atomic_write, save_weights
 
-__all__ = ["TrainConfig", "train", "validate", "LOSSES"]
+__all__ = ["TrainConfig", "train", "train_step", "validate", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,27 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in lines)))
 
 
+def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, config: TrainConfig,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One optimisation step on a uint8 batch (B, 3, S, S): augment, Lab, predict ab, loss, update.
+
+    Shared by ``train`` and the training benchmark, so the benchmark times exactly this.
+    """
+    rgb = random_resized_crop(images, config.crop_size, config.min_crop_scale, generator)
+    lab = rgb_to_lab(rgb)
+    l, ab = lab[:, :1], lab[:, 1:]
+    if config.channels_last:
+        l = l.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
+        ab_pred = net(l)
+    loss = LOSSES[config.loss](normalize_ab(ab_pred.float()), normalize_ab(ab))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    optimizer.step()
+    return loss.detach()
+
+
 def _distributed(device_name: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); joins the process group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -269,8 +290,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
     forward = torch.compile(net) if config.compile else net
-    loss_fn = LOSSES[config.loss]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def training_info(final_step: int) -> dict:
         return {
@@ -296,18 +315,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         model.train()
         idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed + 7919 * rank).to(device)
         gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step + 7919 * rank)
-        rgb = random_resized_crop(train_images[idx], config.crop_size, config.min_crop_scale, gen)
-        lab = rgb_to_lab(rgb)
-        l, ab = lab[:, :1], lab[:, 1:]
-        if config.channels_last:
-            l = l.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            ab_pred = forward(l)
-        loss = loss_fn(normalize_ab(ab_pred.float()), normalize_ab(ab))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        loss = train_step(forward, optimizer, train_images[idx], config, gen)
         scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
