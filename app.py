@@ -95,7 +95,7 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                                   info="1.0 is the model's own output; 0 is gray.")
             button = gr.Button("Colorize", variant="primary")
         with gr.Column():
-            slider = gr.ImageSlider(label="Gray | colorized", format="jpeg")
+            slider = gr.ImageSlider(label="Gray | colorized", format="png")
             download = gr.File(label="Full-resolution PNG")
             report = gr.Markdown()
     gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")

@@ -28,8 +28,8 @@ __all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split
 log = logging.getLogger(__name__)
 
 
-def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tint_spread: float = 1.5,
-               tint_chroma: float = 15.0) -> bool:
+def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tint_spread: float = 0.6,
+               tint_chroma: float = 40.0) -> bool:
     """True for gray, nearly gray or toned (sepia, cyanotype) photos: nothing a colorizer should learn.
 
     rgb: (H, W, 3) float in [0, 1]. Gray: 95% of pixels have chroma under ``chroma_threshold``.

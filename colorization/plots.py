@@ -1,0 +1,77 @@
+"""Figures for model cards and notebooks: training curves and gray / predicted / truth grids."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+from .images import read_image
+from .pipeline import Colorizer, prepare
+
+__all__ = ["read_log", "plot_training_log", "comparison_grid"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def read_log(path: PathLike) -> tuple[list[dict], list[dict]]:
+    """(training records, validation records) of a run's ``log.jsonl``."""
+    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [r for r in records if "loss" in r], [r for r in records if "val" in r]
+
+
+def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, title: str = ""):
+    """Training loss, validation PSNR (model vs gray) and validation colourfulness over steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train, val = read_log(log_path)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    steps = [r["step"] for r in train]
+    losses = np.array([r["loss"] for r in train])
+    axes[0].plot(steps, losses, lw=0.6, alpha=0.4, label="per step")
+    if len(losses) >= 10:
+        k = max(len(losses) // 30, 5)
+        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+        axes[0].plot(steps[k - 1 :], smooth, lw=1.5, label=f"mean of {k}")
+    axes[0].set(xlabel="step", ylabel="training loss (normalised ab)", title="training loss")
+    axes[0].legend()
+    vsteps = [r["step"] for r in val]
+    axes[1].plot(vsteps, [r["val"]["model_psnr"] for r in val], "o-", label="model")
+    axes[1].plot(vsteps, [r["val"]["gray_psnr"] for r in val], "s--", label="gray baseline")
+    axes[1].set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (held-out photos)")
+    axes[1].legend()
+    axes[2].plot(vsteps, [r["val"]["model_colorfulness"] for r in val], "o-", label="model")
+    axes[2].plot(vsteps, [r["val"]["truth_colorfulness"] for r in val], "s--", label="ground truth")
+    axes[2].set(xlabel="step", ylabel="colourfulness", title="validation colourfulness")
+    axes[2].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if out_path:
+        fig.savefig(out_path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def comparison_grid(colorizers: Sequence[Colorizer], photos: Sequence[PathLike], tile: int = 192,
+                    render_size: Optional[int] = None) -> Image.Image:
+    """One row per photo: gray input, each colorizer's result, the original; tiles ``tile`` px high."""
+    rows = []
+    for path in photos:
+        prepared = prepare(read_image(path))
+        images = [prepared.gray.convert("RGB")]
+        images += [c.colorize_prepared(prepared, render_size).convert("RGB") for c in colorizers]
+        images.append(Image.fromarray(prepared.truth))
+        h, w = prepared.l.shape
+        size = (max(1, round(w * tile / h)), tile)
+        rows.append(np.concatenate([np.asarray(im.resize(size, Image.LANCZOS)) for im in images], axis=1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return Image.fromarray(np.concatenate(rows, axis=0))
