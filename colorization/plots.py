@@ -21,7 +21,7 @@ PathLike = Union[str, os.PathLike]
 def read_log(path: PathLike) -> tuple[list[dict], list[dict]]:
     """(training records, validation records) of a run's ``log.jsonl``."""
     records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    return [r for r in records if "loss" in r], [r for r in records if "val" in r]
+    return [r for r in records if "lr" in r], [r for r in records if "val" in r]
 
 
 def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, title: str = ""):
@@ -32,16 +32,29 @@ def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, t
     import matplotlib.pyplot as plt
 
     train, val = read_log(log_path)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    steps = [r["step"] for r in train]
-    losses = np.array([r["loss"] for r in train])
-    axes[0].plot(steps, losses, lw=0.6, alpha=0.4, label="per step")
-    if len(losses) >= 10:
-        k = max(len(losses) // 30, 5)
-        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
-        axes[0].plot(steps[k - 1 :], smooth, lw=1.5, label=f"mean of {k}")
-    axes[0].set(xlabel="step", ylabel="training loss (normalised ab)", title="training loss")
+    gan = any("loss_d_real" in r for r in train)
+    fig, axes = plt.subplots(1, 4 if gan else 3, figsize=(17 if gan else 13, 3.6))
+
+    def curve(ax, key: str, label: str) -> None:
+        points = [(r["step"], r[key]) for r in train if key in r]
+        if not points:
+            return
+        steps, values = map(np.array, zip(*points))
+        k = max(len(values) // 30, 5)
+        line = ax.plot(steps, values, lw=0.6, alpha=0.35)[0]
+        if len(values) >= 2 * k:  # a running mean, so the trend shows through the noise
+            ax.plot(steps[k - 1 :], np.convolve(values, np.ones(k) / k, mode="valid"), lw=1.5,
+                    color=line.get_color(), label=f"{label} (mean of {k})")
+
+    curve(axes[0], "loss", "training loss")
+    curve(axes[0], "loss_g_l1", "generator L1")
+    axes[0].set(xlabel="step", ylabel="loss (normalised ab)", title="regression loss")
     axes[0].legend()
+    if gan:
+        for key, label in (("loss_d_real", "D on real"), ("loss_d_fake", "D on fake"), ("loss_g_adv", "G adversarial")):
+            curve(axes[3], key, label)
+        axes[3].set(xlabel="step", ylabel="hinge loss", title="critic and generator")
+        axes[3].legend()
     vsteps = [r["step"] for r in val]
     axes[1].plot(vsteps, [r["val"]["model_psnr"] for r in val], "o-", label="model")
     axes[1].plot(vsteps, [r["val"]["gray_psnr"] for r in val], "s--", label="gray baseline")

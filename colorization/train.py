@@ -28,11 +28,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .color import normalize_ab, rgb_to_lab
 from .data import decode_photos, random_resized_crop, split_files
+from .gan import PatchDiscriminator, gan_step
 from .images import find_images
 from .metrics import colorfulness, image_metrics
-from .models import build_model
+from .models import build_model, model_config
 from .pipeline import DEFAULT_RENDER_SIZE, compose
-from .weights import atomic_write, save_weights
+from .weights import atomic_write, load_weights, save_weights
 
 __all__ = ["TrainConfig", "train", "train_step", "validate", "LOSSES"]
 
@@ -72,6 +73,13 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     render_size: int = DEFAULT_RENDER_SIZE  # default render size written into the weights
+    init_weights: str = ""  # start from this weights file (its architecture replaces model/model_args)
+    gan: bool = False  # adversarial fine-tuning with a PatchGAN critic (start it from a trained CNN)
+    gan_weight: float = 0.02  # weight of the adversarial term beside the L1 term (pix2pix's 1:100 is 0.01)
+    d_lr: float = 2e-4  # the critic's learning rate (two time-scale update rule: its own rate)
+    d_pretrain_steps: int = 200  # NoGAN: the critic trains alone on the frozen generator's outputs first
+    d_base_channels: int = 64
+    gan_min_psnr_gain: float = 0.5  # a GAN checkpoint counts as best by colourfulness only above this PSNR gain
     title: str = ""
     seed: int = 0
     workers: int = 2
@@ -209,6 +217,16 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.T
     return loss.detach()
 
 
+def _selection_score(val: dict, config: TrainConfig) -> float:
+    """Which validation is best: PSNR for regression; for a GAN, colourfulness among the checkpoints
+    that keep at least ``gan_min_psnr_gain`` dB over gray (below that, PSNR decides)."""
+    if not config.gan:
+        return val["model_psnr"]
+    if val["psnr_gain"] >= config.gan_min_psnr_gain:
+        return 1000.0 + val["model_colorfulness"]
+    return val["psnr_gain"]
+
+
 def _distributed(device_name: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); joins the process group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -260,17 +278,28 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     # Small enough to live on the GPU: then augmentation never waits for the CPU.
     train_images = train_set.images.to(device)
 
-    model = build_model(config.model, **config.model_args)
-    if config.pretrained and hasattr(model, "load_imagenet_encoder"):
-        model.load_imagenet_encoder()
+    init_meta: dict = {}
+    if config.init_weights:
+        model, init_meta = load_weights(config.init_weights)
+        model.train()
+    else:
+        model = build_model(config.model, **config.model_args)
+        if config.pretrained and hasattr(model, "load_imagenet_encoder"):
+            model.load_imagenet_encoder()
     model.to(device)
+    discriminator, opt_d = None, None
+    if config.gan:
+        if world > 1:
+            raise ValueError("GAN training runs in one process; start it without torchrun")
+        discriminator = PatchDiscriminator(config.d_base_channels).to(device)
+        opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.d_lr, betas=(0.5, 0.999), weight_decay=0.0)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) \
         if config.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
-    step, best, elapsed = 0, {"psnr": -math.inf, "step": 0, "val": None}, 0.0
+    step, best, elapsed = 0, {"score": -math.inf, "step": 0, "val": None}, 0.0
 
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -279,7 +308,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
+        if discriminator is not None:
+            discriminator.load_state_dict(state["discriminator"])
+            opt_d.load_state_dict(state["opt_d"])
         step, best, elapsed = state["step"], state["best"], state["elapsed"]
+        best.setdefault("score", best.get("psnr", -math.inf))
         if main_process:
             _truncate_log(log_path, step)
         log.info("resumed from %s at step %d", ckpt_path, step)
@@ -306,6 +339,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             "hardware": _hardware(device) + (f" x {world} processes" if world > 1 else ""),
             "torch": torch.__version__,
             "config": asdict(config),
+            **({"initialized_from": {"path": config.init_weights, "title": init_meta.get("title"),
+                                     "training": init_meta.get("training")}} if init_meta else {}),
         }
 
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not show)
@@ -315,10 +350,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         model.train()
         idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed + 7919 * rank).to(device)
         gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step + 7919 * rank)
-        loss = train_step(forward, optimizer, train_images[idx], config, gen)
-        scheduler.step()
-        if ema is not None:
-            ema.update_parameters(model)
+        if discriminator is None:
+            losses = {"loss": train_step(forward, optimizer, train_images[idx], config, gen)}
+        else:
+            critic_only = step < config.d_pretrain_steps
+            losses = gan_step(forward, discriminator, None if critic_only else optimizer, opt_d,
+                              train_images[idx], config, gen)
+        generator_stepped = discriminator is None or "loss_g_l1" in losses
+        if generator_stepped:
+            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
         step += 1
         elapsed += time.perf_counter() - t0
         n_last += idx.numel() * world
@@ -326,19 +368,21 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         if main_process and (step % config.log_every == 0 or step == config.steps):
             rate = n_last / max(time.perf_counter() - t_last, 1e-9)
             t_last, n_last = time.perf_counter(), 0
-            _append_jsonl(log_path, {"step": step, "loss": round(loss.item(), 6),
-                                     "lr": scheduler.get_last_lr()[0], "images_per_s": round(rate, 1)})
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
+            values = {k: round(v.item(), 6) for k, v in losses.items()}
+            _append_jsonl(log_path, {"step": step, **values, "lr": scheduler.get_last_lr()[0],
+                                     "images_per_s": round(rate, 1)})
+            bar.set_postfix(**{k.replace("loss_", ""): f"{v:.4f}" for k, v in values.items()}, img_s=f"{rate:.0f}")
         bar.update(1)
 
         if main_process and (step % config.val_every == 0 or step == config.steps) and len(val_set.files):
             averaged = ema.module if ema is not None else model
             val = validate(averaged, val_set.images, device)
             _append_jsonl(log_path, {"step": step, "val": val})
-            if val["model_psnr"] > best["psnr"]:
-                best = {"psnr": val["model_psnr"], "step": step, "val": val}
+            score = _selection_score(val, config)
+            if score > best["score"]:
+                best = {"score": score, "step": step, "val": val}
                 save_weights(best_path, averaged, {
-                    "title": config.title or f"{config.model} ({step} steps)",
+                    "title": config.title or f"{model_config(model)['name']} ({step} steps)",
                     "render_size": config.render_size,
                     "training": training_info(step),
                     "metrics": {"validation": val},
@@ -350,6 +394,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                      "config": asdict(config)}
             if ema is not None:
                 state["ema"] = ema.state_dict()
+            if discriminator is not None:
+                state["discriminator"], state["opt_d"] = discriminator.state_dict(), opt_d.state_dict()
             atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
     bar.close()
     if world > 1:
@@ -361,7 +407,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         dist.barrier()
     if main_process and not best_path.exists():  # no validation photos: export the final weights instead
         save_weights(best_path, ema.module if ema is not None else model, {
-            "title": config.title or config.model, "render_size": config.render_size,
+            "title": config.title or model_config(model)["name"], "render_size": config.render_size,
             "training": training_info(step), "metrics": {}})
     if world > 1:
         dist.destroy_process_group()
