@@ -41,10 +41,13 @@ def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, t
             return
         steps, values = map(np.array, zip(*points))
         k = max(len(values) // 30, 5)
+        if len(values) < 2 * k:
+            ax.plot(steps, values, lw=1.0, label=label)
+            return
         line = ax.plot(steps, values, lw=0.6, alpha=0.35)[0]
-        if len(values) >= 2 * k:  # a running mean, so the trend shows through the noise
-            ax.plot(steps[k - 1 :], np.convolve(values, np.ones(k) / k, mode="valid"), lw=1.5,
-                    color=line.get_color(), label=f"{label} (mean of {k})")
+        # a running mean, so the trend shows through the noise
+        ax.plot(steps[k - 1 :], np.convolve(values, np.ones(k) / k, mode="valid"), lw=1.5,
+                color=line.get_color(), label=f"{label} (mean of {k})")
 
     curve(axes[0], "loss", "training loss")
     curve(axes[0], "loss_g_l1", "generator L1")

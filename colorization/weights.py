@@ -41,6 +41,9 @@ def atomic_write(path: PathLike, write) -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should be an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
