@@ -23,6 +23,7 @@ __all__ = [
     "clamp_ab",
     "fit_to_gamut",
     "lab_to_display",
+    "rgb_to_l",
     "L_CENTER",
     "L_SCALE",
     "AB_SCALE",
@@ -65,28 +66,40 @@ def _white(like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(_WHITE_D65, dtype=like.dtype, device=like.device).view(3, 1, 1)
 
 
-def _rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
+def _srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
     # Clamping inside torch.where keeps both branches finite, so gradients never turn NaN.
-    linear = torch.where(
-        rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92
+    return torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+def _linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    return torch.where(
+        linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055, linear * 12.92
     )
-    xyz = _apply_matrix(_matrix(False, rgb), linear) / _white(rgb)
-    f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
-    fx, fy, fz = f.unbind(dim=-3)
+
+
+def _f(t: torch.Tensor) -> torch.Tensor:  # the CIE Lab companding function
+    return torch.where(t > 0.008856, t.clamp(min=0.008856) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
+
+
+def _rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
+    xyz = _apply_matrix(_matrix(False, rgb), _srgb_to_linear(rgb)) / _white(rgb)
+    fx, fy, fz = _f(xyz).unbind(dim=-3)
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
 
 
-def _lab_to_rgb_torch(lab: torch.Tensor, clip: bool) -> torch.Tensor:
+def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
+    """Lab to linear-light RGB, unclipped: a value outside [0, 1] means outside the sRGB gamut."""
     l, a, b = lab.unbind(dim=-3)
     fy = (l + 16.0) / 116.0
     fx = a / 500.0 + fy
     fz = (fy - b / 200.0).clamp(min=0.0)  # as scikit-image: negative z is invalid
     f = torch.stack([fx, fy, fz], dim=-3)
     xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16.0 / 116.0) / 7.787)
-    linear = _apply_matrix(_matrix(True, lab), xyz * _white(lab))
-    rgb = torch.where(
-        linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055, linear * 12.92
-    )
+    return _apply_matrix(_matrix(True, lab), xyz * _white(lab))
+
+
+def _lab_to_rgb_torch(lab: torch.Tensor, clip: bool) -> torch.Tensor:
+    rgb = _linear_to_srgb(_lab_to_linear(lab))
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
@@ -114,6 +127,32 @@ def rgb_to_lab(rgb: Array) -> Array:
     if isinstance(rgb, np.ndarray):
         return _numpy_call(_rgb_to_lab_torch, rgb)
     return _rgb_to_lab_torch(rgb)
+
+
+def _luminance_tables() -> np.ndarray:
+    """(3, 256) float32: each uint8 channel value's contribution to Y, for the 8-bit fast path."""
+    codes = torch.arange(256, dtype=torch.float64) / 255.0
+    rows = torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)[1].view(3, 1)  # Y row; white Y is 1
+    return (rows * _srgb_to_linear(codes).view(1, 256)).numpy().astype(np.float32)
+
+
+_Y_TABLES = _luminance_tables()
+
+
+def rgb_to_l(rgb: np.ndarray) -> np.ndarray:
+    """Lab L only (H, W) of an (H, W, 3) sRGB array: uint8 (0-255, via tables) or float in [0, 1].
+
+    The pipeline needs only L of the input, so this skips X, Z and the a, b arithmetic.
+    """
+    if rgb.dtype == np.uint8:
+        y = _Y_TABLES[0][rgb[..., 0]]
+        y += _Y_TABLES[1][rgb[..., 1]]
+        y += _Y_TABLES[2][rgb[..., 2]]
+    else:
+        lin = _srgb_to_linear(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)))
+        y = (lin @ torch.tensor(_XYZ_FROM_RGB[1], dtype=torch.float32)).numpy()
+    f = np.where(y > 0.008856, np.cbrt(np.maximum(y, 0.008856)), 7.787 * y + 16.0 / 116.0)
+    return (116.0 * f - 16.0).astype(np.float32, copy=False)
 
 
 def lab_to_rgb(lab: Array, clip: bool = True) -> Array:
@@ -151,30 +190,30 @@ def clamp_ab(ab: Array) -> Array:
 
 
 def _fit_to_gamut_torch(lab: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fitted Lab, its unclipped RGB): the RGB comes for free and saves a second conversion."""
+    """(fitted Lab, its linear RGB). The gamut test runs on linear light: no gamma curve needed."""
     lab = torch.cat([lab[..., :1, :, :], clamp_ab(lab[..., 1:, :, :])], dim=-3)
-    rgb = _lab_to_rgb_torch(lab, clip=False)
-    outside = ((rgb < -1e-3) | (rgb > 1 + 1e-3)).any(dim=-3)  # (..., H, W)
+    linear = _lab_to_linear(lab)
+    outside = ((linear < -1e-4) | (linear > 1 + 1e-4)).any(dim=-3)  # (..., H, W)
     if not bool(outside.any()):
-        return lab, rgb
+        return lab, linear
 
-    def convert(pixels: torch.Tensor) -> torch.Tensor:  # (N, 3) Lab -> (N, 3) RGB
-        return _lab_to_rgb_torch(pixels.T.reshape(3, 1, -1), clip=False).reshape(3, -1).T
+    def convert(pixels: torch.Tensor) -> torch.Tensor:  # (N, 3) Lab -> (N, 3) linear RGB
+        return _lab_to_linear(pixels.T.reshape(3, 1, -1)).reshape(3, -1).T
 
     bad = lab.movedim(-3, -1)[outside]  # (N, 3): only out-of-gamut pixels are searched, usually few
     lo = torch.zeros(bad.shape[0], 1, dtype=lab.dtype, device=lab.device)
     hi = torch.ones_like(lo)
     for _ in range(steps):  # bisection on the chroma scale; L and hue stay as they are
         mid = (lo + hi) / 2
-        rgb_mid = convert(torch.cat([bad[:, :1], bad[:, 1:] * mid], dim=1))
-        ok = ((rgb_mid >= -1e-3) & (rgb_mid <= 1 + 1e-3)).all(dim=1, keepdim=True)
+        lin_mid = convert(torch.cat([bad[:, :1], bad[:, 1:] * mid], dim=1))
+        ok = ((lin_mid >= -1e-4) & (lin_mid <= 1 + 1e-4)).all(dim=1, keepdim=True)
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
     fixed = torch.cat([bad[:, :1], bad[:, 1:] * lo], dim=1)
-    lab, rgb = lab.movedim(-3, -1).clone(), rgb.movedim(-3, -1).clone()
+    lab, linear = lab.movedim(-3, -1).clone(), linear.movedim(-3, -1).clone()
     lab[outside] = fixed
-    rgb[outside] = convert(fixed)
-    return lab.movedim(-1, -3), rgb.movedim(-1, -3)
+    linear[outside] = convert(fixed)
+    return lab.movedim(-1, -3), linear.movedim(-1, -3)
 
 
 def fit_to_gamut(lab: Array, steps: int = 8) -> Array:
@@ -188,8 +227,8 @@ def fit_to_gamut(lab: Array, steps: int = 8) -> Array:
 
 
 def _display_torch(lab: torch.Tensor, steps: int) -> torch.Tensor:
-    _, rgb = _fit_to_gamut_torch(lab, steps)
-    return torch.round(rgb.clamp(0.0, 1.0) * 255.0)
+    _, linear = _fit_to_gamut_torch(lab, steps)
+    return torch.round(_linear_to_srgb(linear.clamp(0.0, 1.0)) * 255.0)
 
 
 def lab_to_display(lab: np.ndarray, steps: int = 8) -> np.ndarray:

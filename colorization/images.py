@@ -21,6 +21,8 @@ __all__ = [
     "find_images",
     "read_image",
     "to_float_rgb",
+    "to_rgb_array",
+    "as_float",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -127,10 +129,11 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
 
 
-def to_float_rgb(image: Union[Image.Image, np.ndarray], max_megapixels: float = MAX_MEGAPIXELS):
+def to_rgb_array(image: Union[Image.Image, np.ndarray], max_megapixels: float = MAX_MEGAPIXELS):
     """Any PIL image or array (HxW, HxWx1..4; uint8, uint16, float) to (rgb, alpha).
 
-    ``rgb`` is float32 HxWx3 in [0, 1]; ``alpha`` is float32 HxW or None.
+    ``rgb`` is HxWx3, uint8 when the source has 8 bits per channel (the fast path downstream) and
+    float32 in [0, 1] otherwise; ``alpha`` is HxW of the same kind, or None.
     """
     if isinstance(image, Image.Image):
         check_size(image.size, max_megapixels)
@@ -144,7 +147,8 @@ def to_float_rgb(image: Union[Image.Image, np.ndarray], max_megapixels: float = 
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
         raise ImageError(f"cannot read an image from an array of shape {arr.shape}")
     check_size((arr.shape[1], arr.shape[0]), max_megapixels)
-    arr = _array_to_float(arr)
+    if arr.dtype != np.uint8:
+        arr = _array_to_float(arr)
     alpha = None
     if arr.ndim == 2:
         rgb = np.repeat(arr[..., None], 3, axis=2)
@@ -155,3 +159,14 @@ def to_float_rgb(image: Union[Image.Image, np.ndarray], max_megapixels: float = 
     else:
         rgb = arr
     return np.ascontiguousarray(rgb), (None if alpha is None else np.ascontiguousarray(alpha))
+
+
+def as_float(arr: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [0, 1]; float arrays pass through."""
+    return arr.astype(np.float32) * np.float32(1 / 255) if arr.dtype == np.uint8 else arr
+
+
+def to_float_rgb(image: Union[Image.Image, np.ndarray], max_megapixels: float = MAX_MEGAPIXELS):
+    """Like :func:`to_rgb_array`, always float32 in [0, 1]."""
+    rgb, alpha = to_rgb_array(image, max_megapixels)
+    return as_float(rgb), (None if alpha is None else as_float(alpha))

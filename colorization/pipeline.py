@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import lab_to_display, rgb_to_lab
-from .images import MAX_MEGAPIXELS, ImageError, read_image, to_float_rgb
+from .color import lab_to_display, rgb_to_l
+from .images import MAX_MEGAPIXELS, ImageError, as_float, read_image, to_rgb_array
 from .weights import WeightsError, load_weights
 
 __all__ = [
@@ -42,16 +42,21 @@ ImageLike = Union[Image.Image, np.ndarray]
 
 @dataclass
 class Prepared:
-    """A photo ready for colorization: float RGB, its Lab lightness, and alpha if it had one."""
+    """A photo ready for colorization: its pixels, its Lab lightness, and alpha if it had one."""
 
-    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    pixels: np.ndarray  # (H, W, 3) uint8 for 8-bit sources, else float32 in [0, 1]
     l: np.ndarray  # (H, W) float32 Lab L in [0, 100]
-    alpha: Optional[np.ndarray]  # (H, W) float32 in [0, 1] or None
+    alpha: Optional[np.ndarray]  # (H, W) uint8 or float32, or None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The input as float32 RGB in [0, 1]."""
+        return as_float(self.pixels)
 
     @property
     def truth(self) -> np.ndarray:
         """The input as uint8 RGB: the ground truth when the input was in colour."""
-        return _to_uint8(self.rgb)
+        return self.pixels if self.pixels.dtype == np.uint8 else _to_uint8(self.pixels)
 
     @functools.cached_property
     def gray(self) -> Image.Image:
@@ -65,9 +70,8 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 def prepare(image: ImageLike, max_megapixels: float = MAX_MEGAPIXELS) -> Prepared:
     """Turn any PIL image or array into :class:`Prepared`; raises ImageError for unusable input."""
-    rgb, alpha = to_float_rgb(image, max_megapixels=max_megapixels)
-    l = np.ascontiguousarray(rgb_to_lab(rgb)[..., 0], dtype=np.float32)
-    return Prepared(rgb=rgb, l=l, alpha=alpha)
+    pixels, alpha = to_rgb_array(image, max_megapixels=max_megapixels)
+    return Prepared(pixels=pixels, l=rgb_to_l(pixels), alpha=alpha)
 
 
 def compose(l: np.ndarray, ab: np.ndarray, alpha: Optional[np.ndarray] = None) -> Image.Image:
@@ -75,7 +79,8 @@ def compose(l: np.ndarray, ab: np.ndarray, alpha: Optional[np.ndarray] = None) -
     lab = np.concatenate([l[..., None], ab.astype(np.float32, copy=False)], axis=2)
     rgb = lab_to_display(lab)
     if alpha is not None:
-        return Image.fromarray(np.dstack([rgb, _to_uint8(alpha)]), "RGBA")
+        alpha = alpha if alpha.dtype == np.uint8 else _to_uint8(alpha)
+        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     return Image.fromarray(rgb, "RGB")
 
 
