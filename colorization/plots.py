@@ -26,14 +26,13 @@ def read_log(path: PathLike) -> tuple[list[dict], list[dict]]:
 
 def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, title: str = ""):
     """Training loss, validation PSNR (model vs gray) and validation colourfulness over steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The object-oriented Figure needs no pyplot and never switches a notebook's backend.
+    from matplotlib.figure import Figure
 
     train, val = read_log(log_path)
     gan = any("loss_d_real" in r for r in train)
-    fig, axes = plt.subplots(1, 4 if gan else 3, figsize=(17 if gan else 13, 3.6))
+    fig = Figure(figsize=(17 if gan else 13, 3.6))
+    axes = fig.subplots(1, 4 if gan else 3)
 
     def curve(ax, key: str, label: str) -> None:
         points = [(r["step"], r[key]) for r in train if key in r]
@@ -72,7 +71,6 @@ def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, t
     fig.tight_layout()
     if out_path:
         fig.savefig(out_path, dpi=110)
-        plt.close(fig)
     return fig
 
 

@@ -35,7 +35,7 @@ from .models import build_model, model_config
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .weights import atomic_write, load_weights, save_weights
 
-__all__ = ["TrainConfig", "train", "train_step", "validate", "LOSSES"]
+__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.T
     return loss.detach()
 
 
-def _selection_score(val: dict, config: TrainConfig) -> float:
+def selection_score(val: dict, config: TrainConfig) -> float:
     """Which validation is best: PSNR for regression; for a GAN, colourfulness among the checkpoints
     that keep at least ``gan_min_psnr_gain`` dB over gray (below that, PSNR decides)."""
     if not config.gan:
@@ -378,7 +378,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             averaged = ema.module if ema is not None else model
             val = validate(averaged, val_set.images, device)
             _append_jsonl(log_path, {"step": step, "val": val})
-            score = _selection_score(val, config)
+            score = selection_score(val, config)
             if score > best["score"]:
                 best = {"score": score, "step": step, "val": val}
                 save_weights(best_path, averaged, {

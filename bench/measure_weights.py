@@ -1,0 +1,62 @@
+"""Measure a weights file for its model card: render-size sweep, then every evaluation folder.
+
+    python bench/measure_weights.py weights/cnn.safetensors --out bench/results/cnn
+
+Writes ``render_sizes.json`` (PSNR/SSIM/colourfulness of model and gray per render size on a
+subset: every photo of the small folders, the first 200 of imagenet_sample) and ``eval_<folder>.json``
+(the full ``evaluate`` report, per-image rows dropped) at the chosen size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from colorization.evaluation import evaluate, format_table  # noqa: E402
+from colorization.images import find_images  # noqa: E402
+from colorization.pipeline import load_colorizer  # noqa: E402
+
+DATA = Path(os.environ.get("COLORIZATION_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+FOLDERS = ["Kodak24", "McMaster18", "Sun_Hays80", "BSDS500_test", "imagenet_sample"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192, 224, 256, 320])
+    parser.add_argument("--render-size", type=int, help="skip the sweep and use this size")
+    parser.add_argument("--subset-imagenet", type=int, default=200)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    colorizer = load_colorizer(args.weights, device="cpu")
+
+    size = args.render_size
+    if size is None:
+        subset = [f for name in FOLDERS[:-1] for f in find_images([DATA / "eval" / name])]
+        subset += find_images([DATA / "eval" / FOLDERS[-1]])[: args.subset_imagenet]
+        sweep = {}
+        for s in args.sizes:
+            report = evaluate(colorizer, subset, s, progress=False)
+            sweep[s] = {k: report[k] for k in ("images", "model", "gray", "ground_truth")}
+            print(format_table(report, f"render size {s}"), flush=True)
+        (out / "render_sizes.json").write_text(json.dumps(sweep, indent=1))
+        # PSNR gain over gray decides; the gray baseline does not depend on the render size.
+        size = max(sweep, key=lambda s: sweep[s]["model"]["psnr"])
+        print(f"chosen render size: {size}")
+
+    for name in FOLDERS:
+        report = evaluate(colorizer, [DATA / "eval" / name], size, progress=False)
+        report.pop("per_image")
+        (out / f"eval_{name}.json").write_text(json.dumps(report, indent=1))
+        print(format_table(report, name), flush=True)
+
+
+if __name__ == "__main__":
+    main()
