@@ -109,17 +109,19 @@ def _numpy_call(fn, x: np.ndarray, **kwargs) -> np.ndarray:
     x = x.astype(dtype, copy=False)
     if x.ndim < 3:  # a single pixel or a row of pixels
         return _numpy_call(fn, x.reshape((1,) * (3 - x.ndim) + x.shape), **kwargs).reshape(x.shape)
-    out = np.empty(x.shape, dtype=dtype)
+    out = None
     # Every conversion is per pixel, so a big photo goes through in bands of rows: the
     # temporaries then stay a few MB instead of several times the photo's size.
     rows = max(1, (1 << 20) // max(1, int(np.prod(x.shape[-2:-1]))))
     lead = x.reshape((-1,) + x.shape[-3:])
-    flat_out = out.reshape(lead.shape)
     for i in range(lead.shape[0]):
         for top in range(0, lead.shape[1], rows):
             band = torch.from_numpy(np.ascontiguousarray(np.moveaxis(lead[i, top : top + rows], -1, 0)))
-            flat_out[i, top : top + rows] = np.moveaxis(fn(band, **kwargs).numpy(), 0, -1)
-    return out
+            result = np.moveaxis(fn(band, **kwargs).numpy(), 0, -1)
+            if out is None:  # the function decides the output type (uint8 for display)
+                out = np.empty(lead.shape, dtype=result.dtype)
+            out[i, top : top + rows] = result
+    return out.reshape(x.shape)
 
 
 def rgb_to_lab(rgb: Array) -> Array:
@@ -210,10 +212,10 @@ def _fit_to_gamut_torch(lab: torch.Tensor, steps: int) -> tuple[torch.Tensor, to
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
     fixed = torch.cat([bad[:, :1], bad[:, 1:] * lo], dim=1)
-    lab, linear = lab.movedim(-3, -1).clone(), linear.movedim(-3, -1).clone()
-    lab[outside] = fixed
-    linear[outside] = convert(fixed)
-    return lab.movedim(-1, -3), linear.movedim(-1, -3)
+    # Both tensors were made in this function, so writing into them (through the views) is safe.
+    lab.movedim(-3, -1)[outside] = fixed
+    linear.movedim(-3, -1)[outside] = convert(fixed)
+    return lab, linear
 
 
 def fit_to_gamut(lab: Array, steps: int = 8) -> Array:
@@ -228,7 +230,7 @@ def fit_to_gamut(lab: Array, steps: int = 8) -> Array:
 
 def _display_torch(lab: torch.Tensor, steps: int) -> torch.Tensor:
     _, linear = _fit_to_gamut_torch(lab, steps)
-    return torch.round(_linear_to_srgb(linear.clamp(0.0, 1.0)) * 255.0)
+    return (_linear_to_srgb(linear.clamp_(0.0, 1.0)) * 255.0).round_().to(torch.uint8)
 
 
 def lab_to_display(lab: np.ndarray, steps: int = 8) -> np.ndarray:
@@ -236,4 +238,4 @@ def lab_to_display(lab: np.ndarray, steps: int = 8) -> np.ndarray:
 
     Done band by band in one pass, so a 64-megapixel photo needs no full-size float temporaries.
     """
-    return _numpy_call(_display_torch, lab, steps=steps).astype(np.uint8)
+    return _numpy_call(_display_torch, lab, steps=steps)

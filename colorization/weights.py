@@ -21,7 +21,7 @@ from torch import nn
 from .color import LAB_NORMALIZATION
 from .models import build_model, model_config
 
-__all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "atomic_write", "FORMAT"]
+__all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "update_metadata", "atomic_write", "FORMAT"]
 
 FORMAT = "colorization-weights/1"
 PathLike = Union[str, os.PathLike]
@@ -111,3 +111,15 @@ def load_weights(path: PathLike, device: Union[str, torch.device] = "cpu") -> tu
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise WeightsError(f"{path}: tensor {name} holds NaN or infinite values")
     return model.to(device).eval(), meta
+
+
+def update_metadata(path: PathLike, info: dict[str, Any]) -> None:
+    """Merge ``info`` into a weights file's metadata (e.g. measured scores), tensors unchanged."""
+    meta = read_metadata(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{path}: cannot read its tensors ({exc})") from None
+    raw = {k: (v if k == "format" else json.dumps(v)) for k, v in {**meta, **info}.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=raw))

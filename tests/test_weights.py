@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from colorization.models import build_model
-from colorization.weights import WeightsError, load_weights, read_metadata, save_weights
+from colorization.weights import WeightsError, load_weights, read_metadata, save_weights, update_metadata
 
 
 def test_round_trip_rebuilds_the_model_from_metadata_alone(tmp_path):
@@ -86,3 +86,13 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "load", forbidden)
     load_weights(path)
+
+
+def test_update_metadata_keeps_tensors(tmp_path):
+    path = _weights(tmp_path)
+    before = path.read_bytes()
+    update_metadata(path, {"render_size": 160, "metrics": {"eval": {"psnr": 1.0}}})
+    meta = read_metadata(path)
+    assert meta["render_size"] == 160 and meta["metrics"]["eval"]["psnr"] == 1.0 and meta["title"] == "t"
+    model, _ = load_weights(path)
+    assert path.read_bytes() != before and len(model.state_dict()) > 0
