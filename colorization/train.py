@@ -72,7 +72,7 @@ class TrainConfig:
     val_every: int = 250
     checkpoint_every: int = 250
     log_every: int = 10
-    render_size: int = DEFAULT_RENDER_SIZE  # default render size written into the weights
+    render_size: int = 0  # default render size written into the weights; 0: init_weights' own, else 256
     init_weights: str = ""  # start from this weights file (its architecture replaces model/model_args)
     gan: bool = False  # adversarial fine-tuning with a PatchGAN critic (start it from a trained CNN)
     gan_weight: float = 0.02  # weight of the adversarial term beside the L1 term (pix2pix's 1:100 is 0.01)
@@ -343,6 +343,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                                      "training": init_meta.get("training")}} if init_meta else {}),
         }
 
+    render_size = config.render_size or int(init_meta.get("render_size", DEFAULT_RENDER_SIZE))
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not show)
     t_last, n_last = time.perf_counter(), 0
     while step < config.steps:
@@ -383,7 +384,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 best = {"score": score, "step": step, "val": val}
                 save_weights(best_path, averaged, {
                     "title": config.title or f"{model_config(model)['name']} ({step} steps)",
-                    "render_size": config.render_size,
+                    "render_size": render_size,
                     "training": training_info(step),
                     "metrics": {"validation": val},
                 })
@@ -407,7 +408,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         dist.barrier()
     if main_process and not best_path.exists():  # no validation photos: export the final weights instead
         save_weights(best_path, ema.module if ema is not None else model, {
-            "title": config.title or model_config(model)["name"], "render_size": config.render_size,
+            "title": config.title or model_config(model)["name"], "render_size": render_size,
             "training": training_info(step), "metrics": {}})
     if world > 1:
         dist.destroy_process_group()

@@ -40,7 +40,7 @@ def test_gan_step_updates_d_always_and_g_only_when_asked():
 def test_gan_training_from_a_cnn_through_train(tmp_path, train_photos):
     torch.manual_seed(0)
     cnn = tmp_path / "cnn.safetensors"
-    save_weights(cnn, build_model("unet", base_channels=8, depth=2), {"title": "tiny cnn"}, half=False)
+    save_weights(cnn, build_model("unet", base_channels=8, depth=2), {"title": "tiny cnn", "render_size": 96}, half=False)
     config = TrainConfig(data=[str(p) for p in train_photos[:10]], out_dir=str(tmp_path / "gan"), init_weights=str(cnn),
                          gan=True, d_pretrain_steps=3, d_base_channels=8, steps=8, batch_size=4, image_size=32,
                          crop_size=32, val_count=2, val_every=4, checkpoint_every=4, log_every=1, workers=0,
@@ -53,6 +53,7 @@ def test_gan_training_from_a_cnn_through_train(tmp_path, train_photos):
     assert any("val" in r and "model_colorfulness" in r["val"] for r in records)
     model, meta = load_weights(best)
     assert meta["training"]["initialized_from"]["title"] == "tiny cnn"
+    assert meta["render_size"] == 96  # a fine-tuned model keeps the render size its CNN was measured at
     start, _ = load_weights(cnn)
     assert any(not torch.allclose(a, b.float(), atol=1e-3) for a, b in
                zip(start.state_dict().values(), model.state_dict().values()) if a.is_floating_point())
