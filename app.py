@@ -65,7 +65,7 @@ def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = 
         if not 128 <= render_size <= 512:  # the slider's range; Gradio's own check is skipped with preprocess=False
             raise ValueError(f"render size must be between 128 and 512, got {render_size}")
         prepared = prepare(read_image(image["path"], MAX_MEGAPIXELS), MAX_MEGAPIXELS)
-        if is_grayish(prepared.rgb):
+        if is_grayish(prepared.pixels):
             result = colorizer.colorize_prepared(prepared, render_size, intensity)
             note = f"Colorized with **{colorizer.title}** at render size {render_size}."
         else:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .color import rgb_to_lab
-from .images import ImageError, find_images, read_image, to_float_rgb
+from .images import ImageError, as_float, find_images, read_image, to_float_rgb
 
 __all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files", "random_resized_crop"]
 
@@ -32,11 +32,12 @@ def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tint_spread: floa
                tint_chroma: float = 40.0) -> bool:
     """True for gray, nearly gray or toned (sepia, cyanotype) photos: nothing a colorizer should learn.
 
-    rgb: (H, W, 3) float in [0, 1]. Gray: 95% of pixels have chroma under ``chroma_threshold``.
+    rgb: (H, W, 3) uint8, or float in [0, 1]. Gray: 95% of pixels have chroma under ``chroma_threshold``.
     Toned: every pixel's ab lies on one line through the origin (one hue) and chroma stays modest.
     """
+    # Shrink first, convert after: a 40 MP upload is never turned into floats just for this check.
     small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA) if min(rgb.shape[:2]) > 64 else rgb
-    ab = rgb_to_lab(small)[..., 1:].reshape(-1, 2).astype(np.float64)
+    ab = rgb_to_lab(as_float(small))[..., 1:].reshape(-1, 2).astype(np.float64)
     chroma_p95 = float(np.percentile(np.hypot(ab[:, 0], ab[:, 1]), 95))
     if chroma_p95 < chroma_threshold:
         return True

@@ -8,6 +8,7 @@ from colorization.data import decode_photos, is_grayish, random_resized_crop, sp
 def test_gray_and_tinted_photos_are_recognised(eval_photos):
     rgb = np.asarray(Image.open(eval_photos[0]).convert("RGB"), dtype=np.float32) / 255
     assert not is_grayish(rgb)
+    assert not is_grayish((rgb * 255).round().astype(np.uint8))  # 8-bit pixels work as they are
     gray = np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2)
     assert is_grayish(gray)
     sepia = gray * np.array([1.0, 0.85, 0.65], np.float32)
