@@ -54,13 +54,13 @@ run)
   python3 -m colorization.bench train --batch-size "${BATCH:-64}" --steps "${BENCH_STEPS:-20}" | tee "$OUT/bench_train.txt"
   python3 -m colorization.bench train --batch-size "${BATCH:-64}" --steps "${BENCH_STEPS:-20}" --channels-last | tee -a "$OUT/bench_train.txt"
   python3 -m colorization train --data "$D/train" --out-dir runs/gpu-cnn --model effnet-unet \
-    --steps "${CNN_STEPS:-6000}" --batch-size "${BATCH:-64}" --crop-size 128 --val-count 1000 \
-    --val-every "${VAL_EVERY:-250}" --checkpoint-every "${VAL_EVERY:-250}" --encoder-lr-mult 0.3 \
+    --steps "${CNN_STEPS:-6000}" --batch-size "${BATCH:-64}" --crop-size 128 --val-count 500 \
+    --val-every "${VAL_EVERY:-500}" --checkpoint-every "${VAL_EVERY:-500}" --encoder-lr-mult 0.3 \
     --ema-decay 0.999 --workers 8 --title "EfficientNet-Lite0 U-Net (regression)" 2>&1 | tail -n 3
   cp runs/gpu-cnn/best.safetensors "$OUT/cnn.safetensors"; cp runs/gpu-cnn/log.jsonl "$OUT/cnn_log.jsonl"
   python3 -m colorization train --data "$D/train" --out-dir runs/gpu-gan --init-weights runs/gpu-cnn/best.safetensors \
-    --gan --steps "${GAN_STEPS:-3000}" --d-pretrain-steps 500 --batch-size "${BATCH:-64}" --crop-size 128 \
-    --val-count 1000 --val-every "${VAL_EVERY:-250}" --checkpoint-every "${VAL_EVERY:-250}" --lr 2e-4 \
+    --gan --steps "${GAN_STEPS:-2000}" --d-pretrain-steps 500 --batch-size "${BATCH:-64}" --crop-size 128 \
+    --val-count 500 --val-every "${VAL_EVERY:-500}" --checkpoint-every "${VAL_EVERY:-500}" --lr 2e-4 \
     --warmup-steps 0 --workers 8 --title "EfficientNet-Lite0 U-Net GAN" 2>&1 | tail -n 3
   cp runs/gpu-gan/best.safetensors "$OUT/gan.safetensors"; cp runs/gpu-gan/log.jsonl "$OUT/gan_log.jsonl"
   for w in cnn gan; do
