@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from colorization.data import default_data_dir  # noqa: E402
 from colorization.evaluation import evaluate, format_table  # noqa: E402
 from colorization.images import find_images  # noqa: E402
 from colorization.pipeline import load_colorizer  # noqa: E402
 
-DATA = Path(os.environ.get("COLORIZATION_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = default_data_dir()
 FOLDERS = ["Kodak24", "McMaster18", "Sun_Hays80", "BSDS500_test", "imagenet_sample"]
 
 

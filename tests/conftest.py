@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("COLORIZATION_DATA", ROOT.parent / "shared" / "data"))
+from colorization.data import default_data_dir
+
+DATA = default_data_dir()
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
