@@ -411,5 +411,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             "title": config.title or model_config(model)["name"], "render_size": render_size,
             "training": training_info(step), "metrics": {}})
     if world > 1:
+        # Both ranks leave together: a rank that tears down gloo while its peer still talks can abort.
+        dist.barrier()
         dist.destroy_process_group()
     return best_path
