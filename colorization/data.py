@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .color import rgb_to_lab
-from .images import ImageError, as_float, find_images, read_image, to_float_rgb
+from .images import ImageError, as_float, as_uint8, find_images, read_image, to_float_rgb
 
 __all__ = ["default_data_dir", "PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files", "random_resized_crop"]
 
@@ -60,7 +60,7 @@ def _square_uint8(rgb: np.ndarray, size: int) -> np.ndarray:
     rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
     top, left = (nh - size) // 2, (nw - size) // 2
     rgb = rgb[top : top + size, left : left + size]
-    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    return as_uint8(rgb)
 
 
 class PhotoFolder(Dataset):

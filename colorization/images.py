@@ -23,6 +23,7 @@ __all__ = [
     "to_float_rgb",
     "to_rgb_array",
     "as_float",
+    "as_uint8",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -164,6 +165,11 @@ def to_rgb_array(image: Union[Image.Image, np.ndarray], max_megapixels: float = 
 def as_float(arr: np.ndarray) -> np.ndarray:
     """uint8 -> float32 in [0, 1]; float arrays pass through."""
     return arr.astype(np.float32) * np.float32(1 / 255) if arr.dtype == np.uint8 else arr
+
+
+def as_uint8(arr: np.ndarray) -> np.ndarray:
+    """float in [0, 1] -> uint8 (rounded, clipped); uint8 arrays pass through. The inverse of :func:`as_float`."""
+    return arr if arr.dtype == np.uint8 else np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
 
 
 def to_float_rgb(image: Union[Image.Image, np.ndarray], max_megapixels: float = MAX_MEGAPIXELS):

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .color import lab_to_display, rgb_to_l
-from .images import MAX_MEGAPIXELS, ImageError, as_float, read_image, to_rgb_array
+from .images import MAX_MEGAPIXELS, ImageError, as_float, as_uint8, read_image, to_rgb_array
 from .weights import WeightsError, load_weights
 
 __all__ = [
@@ -56,16 +56,12 @@ class Prepared:
     @property
     def truth(self) -> np.ndarray:
         """The input as uint8 RGB: the ground truth when the input was in colour."""
-        return self.pixels if self.pixels.dtype == np.uint8 else _to_uint8(self.pixels)
+        return as_uint8(self.pixels)
 
     @functools.cached_property
     def gray(self) -> Image.Image:
         """The gray baseline (a = b = 0) through the same ``compose`` as every model output."""
         return compose(self.l, np.zeros(self.l.shape + (2,), np.float32), self.alpha)
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
 def prepare(image: ImageLike, max_megapixels: float = MAX_MEGAPIXELS) -> Prepared:
@@ -79,8 +75,7 @@ def compose(l: np.ndarray, ab: np.ndarray, alpha: Optional[np.ndarray] = None) -
     lab = np.concatenate([l[..., None], ab.astype(np.float32, copy=False)], axis=2)
     rgb = lab_to_display(lab)
     if alpha is not None:
-        alpha = alpha if alpha.dtype == np.uint8 else _to_uint8(alpha)
-        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+        return Image.fromarray(np.dstack([rgb, as_uint8(alpha)]), "RGBA")
     return Image.fromarray(rgb, "RGB")
 
 
