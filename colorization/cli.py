@@ -1,4 +1,4 @@
-"""Command line: ``python -m colorization {colorize,train,evaluate,info}``.
+"""Command line: ``python -m colorization {colorize,train,evaluate,prior,info}``.
 
 Expected failures (missing folder, unreadable photo, bad weights, unknown model) end with one
 clear line on stderr and a non-zero exit, never a traceback.
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out-dir", required=True, help="where the colorized PNGs go")
     p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
     p.add_argument("--render-size", type=_render_size, help="short side the network sees (multiple of 32)")
+    p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
     p = sub.add_parser("train", help="train a colorizer (see TrainConfig for every option)")
@@ -77,7 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_path", help="write the full report here")
     p.add_argument("--render-size", type=_render_size)
     p.add_argument("--limit", type=int, default=0, help="only the first N photos")
+    p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
     p.add_argument("--device")
+
+    p = sub.add_parser("prior", help="the ab colour prior of a photo folder, for classification training")
+    p.add_argument("--data", nargs="+", required=True, help="folders (or files) of colour photos")
+    p.add_argument("-o", "--out", required=True, help="output file (.safetensors)")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cache-dir", help="decode cache, as for train")
 
     p = sub.add_parser("info", help="show a weights file's metadata")
     p.add_argument("weights", nargs="?", help="weights file (default: the best shipped in weights/)")
@@ -88,7 +97,7 @@ def _colorize(args) -> int:
     from .images import find_images
     from .pipeline import load_colorizer
 
-    colorizer = load_colorizer(args.weights, device=args.device)
+    colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
     files = find_images(args.paths)
     if not files:
         raise CLIError(f"no photos found in {', '.join(args.paths)}")
@@ -123,7 +132,7 @@ def _evaluate(args) -> int:
     from .evaluation import evaluate, format_table
     from .pipeline import load_colorizer
 
-    colorizer = load_colorizer(args.weights, device=args.device)
+    colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
     report = evaluate(colorizer, args.data, args.render_size, limit=args.limit)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
     for error in report["errors"]:
@@ -132,6 +141,31 @@ def _evaluate(args) -> int:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(json.dumps(report, indent=1))
     return 1 if report["errors"] else 0
+
+
+def _prior(args) -> int:
+    from safetensors.torch import save_file
+
+    from .data import decode_photos
+    from .images import find_images
+    from .quantize import ab_bins
+    from .train import compute_prior
+    from .weights import atomic_write
+
+    files = find_images(args.data)
+    if not files:
+        raise CLIError(f"no photos found in {', '.join(args.data)}")
+    photos = decode_photos(files, args.image_size, args.workers, cache_dir=args.cache_dir)
+    if not photos.files:
+        raise CLIError("no usable colour photos (all unreadable or gray)")
+    bins = ab_bins()
+    prior = compute_prior(photos.images, bins)
+    meta = {"photos": str(len(photos.files)), "image_size": str(args.image_size), "data": json.dumps(args.data)}
+    atomic_write(args.out, lambda tmp: save_file({"ab_bins": bins, "prior": prior}, tmp, metadata=meta))
+    top = prior.topk(3)
+    common = ", ".join(f"({a:.0f}, {b:.0f}) {p:.1%}" for (a, b), p in zip(bins[top.indices].tolist(), top.values.tolist()))
+    print(f"prior over {len(bins)} ab bins from {len(photos.files)} photos -> {args.out}; most common: {common}")
+    return 0
 
 
 def _info(args) -> int:
@@ -147,7 +181,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
-    handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "info": _info}[args.command]
+    handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "prior": _prior,
+               "info": _info}[args.command]
     try:
         return handler(args)
     except (CLIError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:

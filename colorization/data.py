@@ -6,6 +6,8 @@ random resized crops and flips then run as one batched ``grid_sample`` on whatev
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -23,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from .color import rgb_to_lab
 from .images import ImageError, as_float, as_uint8, find_images, read_image, to_float_rgb
 
-__all__ = ["default_data_dir", "PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files", "random_resized_crop"]
+__all__ = ["default_data_dir", "PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files",
+           "random_resized_crop"]
 
 log = logging.getLogger(__name__)
 
@@ -108,24 +111,84 @@ def _collate(items):
     return items
 
 
+def _cache_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _read_cache(cache_dir: Path, tag: str) -> dict[str, tuple[Optional[torch.Tensor], str]]:
+    """Every photo decoded before into ``cache_dir`` with these settings: key -> (tensor or None, reason)."""
+    from safetensors import safe_open
+
+    found: dict[str, tuple[Optional[torch.Tensor], str]] = {}
+    for shard in sorted(cache_dir.glob(f"{tag}-*.safetensors")):
+        try:
+            with safe_open(str(shard), framework="pt") as f:
+                meta = f.metadata()
+                images = f.get_tensor("images")
+            keys, skipped = json.loads(meta["keys"]), json.loads(meta["skipped"])
+        except Exception as exc:  # a broken shard costs a re-decode, never the run
+            log.warning("ignoring decode cache %s (%s)", shard, exc)
+            continue
+        found.update({key: (images[i], "") for i, key in enumerate(keys)})
+        found.update({key: (None, reason) for key, reason in skipped.items()})
+    return found
+
+
+def _write_cache(cache_dir: Path, tag: str, decoded: dict[str, tuple[Optional[torch.Tensor], str]]) -> None:
+    from safetensors.torch import save_file
+
+    from .weights import atomic_write
+
+    kept = [k for k, (t, _) in decoded.items() if t is not None]
+    images = torch.stack([decoded[k][0] for k in kept]) if kept else torch.empty((0, 3, 1, 1), dtype=torch.uint8)
+    meta = {"keys": json.dumps(kept), "skipped": json.dumps({k: r for k, (t, r) in decoded.items() if t is None})}
+    name = hashlib.sha1("\n".join(sorted(decoded)).encode()).hexdigest()[:16]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(cache_dir / f"{tag}-{name}.safetensors", lambda tmp: save_file({"images": images}, tmp, metadata=meta))
+
+
 def decode_photos(files: Sequence[Union[str, os.PathLike]], size: int = 128, workers: int = 2,
-                  skip_gray: bool = True, progress: bool = True) -> DecodedPhotos:
-    """Decode every photo once into memory (uint8), reporting and skipping bad or gray ones."""
+                  skip_gray: bool = True, progress: bool = True,
+                  cache_dir: Union[str, os.PathLike, None] = None) -> DecodedPhotos:
+    """Decode every photo once into memory (uint8), reporting and skipping bad or gray ones.
+
+    With ``cache_dir``, photos decoded before (same file, size and mtime; same settings) are read
+    back from safetensors shards there and only new ones are decoded: repeated runs on the same
+    folder start in seconds.
+    """
     from tqdm.auto import tqdm
 
     dataset = PhotoFolder(files, size=size, skip_gray=skip_gray)
+    keys = [_cache_key(f) for f in dataset.files] if cache_dir else []
+    tag = f"photos{size}{'-color' if skip_gray else ''}"
+    cached = _read_cache(Path(cache_dir), tag) if cache_dir else {}
+    todo = [i for i in range(len(dataset)) if not cache_dir or keys[i] not in cached]
     images = torch.empty((len(dataset), 3, size, size), dtype=torch.uint8)
     keep = torch.zeros(len(dataset), dtype=torch.bool)
     skipped: list[str] = []
-    loader = DataLoader(dataset, batch_size=64, num_workers=workers, collate_fn=_collate)
-    for batch in tqdm(loader, desc=f"decode {len(dataset)} photos", unit="batch", disable=not progress):
+    new: dict[str, tuple[Optional[torch.Tensor], str]] = {}
+
+    def record(index: int, tensor: Optional[torch.Tensor], reason: str) -> None:
+        if tensor is None:
+            skipped.append(reason)
+            log.warning("%s", reason)
+        else:
+            images[index] = tensor
+            keep[index] = True
+
+    for i in range(len(dataset)) if cache_dir else ():
+        if keys[i] in cached:
+            record(i, *cached[keys[i]])
+    loader = DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=64, num_workers=workers,
+                        collate_fn=_collate)
+    for batch in tqdm(loader, desc=f"decode {len(todo)} photos", unit="batch", disable=not progress or not todo):
         for index, tensor, reason in batch:
-            if tensor is None:
-                skipped.append(reason)
-                log.warning("%s", reason)
-            else:
-                images[index] = tensor
-                keep[index] = True
+            record(index, tensor, reason)
+            if cache_dir:
+                new[keys[index]] = (tensor, reason)
+    if new:
+        _write_cache(Path(cache_dir), tag, new)
     kept = keep.nonzero().flatten()
     return DecodedPhotos(images[kept].clone(), [dataset.files[i] for i in kept.tolist()], skipped)
 

@@ -2,6 +2,11 @@
 
 Each model takes explicit arguments; ``MODELS`` maps a plain name to the class and
 ``build_model`` records the full arguments on the module so they can travel in the weights file.
+
+Every model has two possible outputs: ``regression`` (ab directly, trained with an L1-type loss)
+or ``classification`` (a distribution over ab bins, Zhang et al. 2016, read back by annealed mean;
+see :mod:`colorization.quantize`). ``EffNetUNetColorizer(global_fusion=True)`` adds Iizuka et al.'s
+(2016) image-level branch.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .color import denormalize_ab, normalize_l
+from .quantize import ab_bins, annealed_mean
 
-__all__ = ["MODELS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "model_config"]
+__all__ = ["MODELS", "OUTPUTS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config"]
+
+OUTPUTS = ("regression", "classification")
 
 
 class ConvBNReLU(nn.Sequential):
@@ -40,12 +48,31 @@ class UpBlock(nn.Module):
 
 
 class _Colorizer(nn.Module):
-    """Shared frame: normalise L, pad to the network stride, predict, crop back, scale ab to Lab."""
+    """Shared frame: normalise L, pad to the network stride, predict, crop back, read ab out."""
 
     stride: int
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
-        """l: (B, 1, H, W) Lab lightness in [0, 100] -> ab: (B, 2, H, W) in Lab units."""
+    def _make_head(self, channels: int, output: str, temperature: float) -> nn.Module:
+        """The last 1x1 conv: 2 channels (normalised ab) or one logit per ab bin."""
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}; known: {', '.join(OUTPUTS)}")
+        if temperature <= 0:
+            raise ValueError("temperature must be positive")
+        self.output, self.temperature = output, temperature
+        if output == "regression":
+            return nn.Conv2d(channels, 2, 1)
+        bins = ab_bins()
+        # Buffers, so the bins and the training set's colour prior travel inside the weights file.
+        self.register_buffer("ab_bins", bins)
+        self.register_buffer("class_prior", torch.full((len(bins),), 1.0 / len(bins)))
+        return nn.Conv2d(channels, len(bins), 1)
+
+    def forward(self, l: torch.Tensor, raw: bool = False) -> torch.Tensor:
+        """l: (B, 1, H, W) Lab lightness in [0, 100] -> ab: (B, 2, H, W) in Lab units.
+
+        ``raw=True`` returns the head's own output instead (normalised ab, or bin logits): what
+        the training losses compare.
+        """
         h, w = l.shape[-2:]
         pad_h, pad_w = -h % self.stride, -w % self.stride
         x = normalize_l(l)
@@ -53,8 +80,12 @@ class _Colorizer(nn.Module):
             # Reflection needs the pad smaller than the side; tiny inputs fall back to replication.
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        ab_norm = self.predict(x)[..., :h, :w]
-        return denormalize_ab(ab_norm)
+        out = self.predict(x)[..., :h, :w]
+        if raw:
+            return out
+        if self.output == "classification":
+            return annealed_mean(out, self.ab_bins, self.temperature)
+        return denormalize_ab(out)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:  # normalised L -> normalised ab
         raise NotImplementedError
@@ -63,7 +94,8 @@ class _Colorizer(nn.Module):
 class UNetColorizer(_Colorizer):
     """A U-Net from scratch: conv-BN-ReLU features, strided-conv downsampling, bilinear upsampling."""
 
-    def __init__(self, base_channels: int = 32, depth: int = 4, max_channels: int = 256):
+    def __init__(self, base_channels: int = 32, depth: int = 4, max_channels: int = 256,
+                 output: str = "regression", temperature: float = 0.38):
         super().__init__()
         self.stride = 2**depth
         widths = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
@@ -73,7 +105,7 @@ class UNetColorizer(_Colorizer):
             for i in range(depth)
         )
         self.up = nn.ModuleList(UpBlock(widths[i + 1], widths[i], widths[i]) for i in reversed(range(depth)))
-        self.head = nn.Conv2d(widths[0], 2, 1)
+        self.head = self._make_head(widths[0], output, temperature)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
@@ -92,16 +124,42 @@ _EFFNET_WEIGHTS = {
 }
 
 
+class GlobalFusion(nn.Module):
+    """Iizuka et al. (2016): an image-level vector fused into every position of mid-level features.
+
+    The global branch reduces the deepest features (two strided conv-BN-ReLU, average pooling, two
+    linear layers) to one vector per image; it is concatenated with the mid-level features at
+    every spatial position and mixed back to their width by a 1x1 conv. So the colours of a patch
+    can depend on what the whole scene is (indoor, beach, night), not only on its neighbourhood.
+    """
+
+    def __init__(self, deep_channels: int, mid_channels: int, global_channels: int = 128):
+        super().__init__()
+        self.branch = nn.Sequential(
+            ConvBNReLU(deep_channels, 256, stride=2), ConvBNReLU(256, 256, stride=2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(256, 256), nn.ReLU(inplace=True), nn.Linear(256, global_channels), nn.ReLU(inplace=True),
+        )
+        self.mix = nn.Sequential(nn.Conv2d(mid_channels + global_channels, mid_channels, 1, bias=False),
+                                 nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True))
+
+    def forward(self, mid: torch.Tensor, deep: torch.Tensor) -> torch.Tensor:
+        g = self.branch(deep)[:, :, None, None].expand(-1, -1, *mid.shape[-2:])
+        return self.mix(torch.cat([mid, g.to(mid.dtype)], dim=1))
+
+
 class EffNetUNetColorizer(_Colorizer):
     """U-Net decoder on an EfficientNet-Lite encoder (features at strides 2, 4, 8, 16, 32).
 
     The encoder starts random; :meth:`load_imagenet_encoder` fills it with ImageNet weights for
-    training. Inference reads only the project's own weights file.
+    training. Inference reads only the project's own weights file. ``global_fusion`` fuses an
+    image-level vector into the decoder's stride-8 features (:class:`GlobalFusion`).
     """
 
     stride = 32
 
-    def __init__(self, variant: str = "lite0", decoder_channels: tuple[int, ...] = (128, 64, 48, 32, 16)):
+    def __init__(self, variant: str = "lite0", decoder_channels: tuple[int, ...] = (128, 64, 48, 32, 16),
+                 output: str = "regression", temperature: float = 0.38, global_fusion: bool = False):
         super().__init__()
         import timm  # imported here so the from-scratch U-Net needs no timm
 
@@ -116,15 +174,19 @@ class EffNetUNetColorizer(_Colorizer):
         skips = enc[-2::-1] + [decoder_channels[-1]]
         widths = [enc[-1], *decoder_channels]
         self.up = nn.ModuleList(UpBlock(widths[i], skips[i], widths[i + 1]) for i in range(5))
-        self.head = nn.Conv2d(decoder_channels[-1], 2, 1)
+        # After the second up block the decoder is at stride 8, Iizuka et al.'s mid level.
+        self.fusion = GlobalFusion(enc[-1], decoder_channels[1]) if global_fusion else None
+        self.head = self._make_head(decoder_channels[-1], output, temperature)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         # The ImageNet weights expect 3 channels in about [-1, 1], which normalised L already is.
         feats = self.encoder(x.expand(-1, 3, -1, -1))
         skips = feats[-2::-1] + [self.full_res(x)]
         y = feats[-1]
-        for block, skip in zip(self.up, skips):
+        for i, (block, skip) in enumerate(zip(self.up, skips)):
             y = block(y, skip)
+            if i == 1 and self.fusion is not None:
+                y = self.fusion(y, feats[-1])
         return self.head(y)
 
     def load_imagenet_encoder(self) -> None:

@@ -168,10 +168,17 @@ def default_weights() -> Path:
 
 
 def load_colorizer(path: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None,
-                   render_size: Optional[int] = None) -> Colorizer:
-    """Load a weights file (default: the best shipped one) into a ready :class:`Colorizer`."""
+                   render_size: Optional[int] = None, temperature: Optional[float] = None) -> Colorizer:
+    """Load a weights file (default: the best shipped one) into a ready :class:`Colorizer`.
+
+    ``temperature`` replaces a classification model's annealed-mean temperature (ignored otherwise).
+    """
     path = Path(path) if path is not None else default_weights()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, meta = load_weights(path, device)
+    if temperature is not None and model.output == "classification":
+        if temperature <= 0:
+            raise ValueError("temperature must be positive")
+        model.temperature = float(temperature)
     meta["path"] = str(path)
     return Colorizer(model, render_size or int(meta.get("render_size", DEFAULT_RENDER_SIZE)), device, meta)

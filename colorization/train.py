@@ -1,4 +1,8 @@
-"""Regression training: one ``train(config)`` for CPU and CUDA, resumable, validated, seeded.
+"""Training: one ``train(config)`` for CPU and CUDA, resumable, validated, seeded.
+
+Regression (L1-type loss on ab), classification over ab bins (Zhang et al.'s rebalanced soft
+cross-entropy, for models built with ``output="classification"``) and adversarial fine-tuning
+(``gan``) share the loop, the data, the validation and the checkpoints.
 
 Batches are a pure function of (seed, step): an epoch's order is a seeded permutation and each
 step's augmentation has its own seeded generator, so a resumed run sees exactly the batches the
@@ -33,9 +37,10 @@ from .images import find_images
 from .metrics import colorfulness, image_metrics
 from .models import build_model, model_config
 from .pipeline import DEFAULT_RENDER_SIZE, compose
+from .quantize import classification_loss, empirical_prior, rebalance_weights, smooth_prior
 from .weights import atomic_write, load_weights, save_weights
 
-__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "LOSSES"]
+__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "compute_prior", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,9 @@ class TrainConfig:
     encoder_lr_mult: float = 0.1  # a pretrained encoder learns slower, which fights overfitting
     weight_decay: float = 0.01
     warmup_steps: int = 100
-    loss: str = "smooth_l1"
+    loss: str = "smooth_l1"  # regression loss; classification models use the rebalanced cross-entropy
+    prior: str = ""  # classification: ab prior file from `python -m colorization prior` (default: computed here)
+    rebalance: float = 0.5  # classification: lambda, uniform's share in the rebalancing (1: none, 0: inverse frequency)
     ema_decay: float = 0.999  # 0 turns the EMA of the weights off
     max_photos: int = 0  # 0 = all photos found
     val_count: int = 500  # photos held out for validation (never trained on)
@@ -80,6 +87,8 @@ class TrainConfig:
     d_pretrain_steps: int = 200  # NoGAN: the critic trains alone on the frozen generator's outputs first
     d_base_channels: int = 64
     gan_min_psnr_gain: float = 0.5  # a GAN checkpoint counts as best by colourfulness only above this PSNR gain
+    time_budget_s: float = 0.0  # >0: after 100 steps, cut ``steps`` so training ends within this many seconds
+    cache_dir: str = ""  # keep decoded photos here (safetensors shards) so the next run skips decoding
     title: str = ""
     seed: int = 0
     workers: int = 2
@@ -208,8 +217,12 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.T
     if config.channels_last:
         l = l.contiguous(memory_format=torch.channels_last)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
-        ab_pred = net(l)
-    loss = LOSSES[config.loss](normalize_ab(ab_pred.float()), normalize_ab(ab))
+        out = net(l, raw=True)
+    model = _unwrap(net)
+    if model.output == "classification":
+        loss = classification_loss(out, ab, model.ab_bins, rebalance_weights(model.class_prior, config.rebalance))
+    else:
+        loss = LOSSES[config.loss](out.float(), normalize_ab(ab))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -217,14 +230,41 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.T
     return loss.detach()
 
 
-def selection_score(val: dict, config: TrainConfig) -> float:
-    """Which validation is best: PSNR for regression; for a GAN, colourfulness among the checkpoints
-    that keep at least ``gan_min_psnr_gain`` dB over gray (below that, PSNR decides)."""
-    if not config.gan:
-        return val["model_psnr"]
-    if val["psnr_gain"] >= config.gan_min_psnr_gain:
-        return 1000.0 + val["model_colorfulness"]
-    return val["psnr_gain"]
+def _unwrap(net: nn.Module) -> nn.Module:
+    net = getattr(net, "_orig_mod", net)  # torch.compile
+    return getattr(net, "module", net)  # DistributedDataParallel
+
+
+def selection_score(val: dict, config: TrainConfig, output: str = "regression") -> float:
+    """Which validation is best.
+
+    Regression: PSNR. GAN: colourfulness among the checkpoints that keep at least
+    ``gan_min_psnr_gain`` dB over gray (below that, PSNR decides). Classification, whose virtue is
+    colour rather than PSNR: colourfulness among the checkpoints whose SSIM is at least gray's
+    (below that, SSIM decides).
+    """
+    if config.gan:
+        if val["psnr_gain"] >= config.gan_min_psnr_gain:
+            return 1000.0 + val["model_colorfulness"]
+        return val["psnr_gain"]
+    if output == "classification":
+        ssim_gain = val["model_ssim"] - val["gray_ssim"]
+        return 1000.0 + val["model_colorfulness"] if ssim_gain >= 0 else ssim_gain
+    return val["model_psnr"]
+
+
+def compute_prior(images: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """The smoothed empirical ab distribution of uint8 photos (N, 3, H, W) over ``bins``."""
+    return smooth_prior(empirical_prior(images, bins), bins)
+
+
+def _load_prior(path: str, bins: torch.Tensor) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    if tensors.get("ab_bins") is None or not torch.equal(tensors["ab_bins"].float(), bins.float().cpu()):
+        raise ValueError(f"{path}: its ab bins differ from this model's; compute the prior again")
+    return tensors["prior"].float()
 
 
 def _distributed(device_name: str) -> tuple[int, int, torch.device]:
@@ -271,8 +311,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         raise ValueError(f"need at least 2 photos to train, found {len(files)} in {', '.join(config.data)}")
     train_files, val_files = split_files(files, config.val_count, config.seed)
     show = progress and main_process
-    train_set = decode_photos(train_files[rank::world], config.image_size, config.workers, progress=show)
-    val_set = decode_photos(val_files if main_process else [], config.image_size, config.workers, progress=show)
+    cache = config.cache_dir or None
+    train_set = decode_photos(train_files[rank::world], config.image_size, config.workers, progress=show,
+                              cache_dir=cache)
+    val_set = decode_photos(val_files if main_process else [], config.image_size, config.workers, progress=show,
+                            cache_dir=cache)
     if len(train_set.files) == 0:
         raise ValueError("no usable colour photos to train on (all unreadable or gray)")
     # Small enough to live on the GPU: then augmentation never waits for the CPU.
@@ -287,10 +330,21 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         if config.pretrained and hasattr(model, "load_imagenet_encoder"):
             model.load_imagenet_encoder()
     model.to(device)
+    prior_source = None
+    if model.output == "classification" and not config.init_weights:
+        # The rebalancing weights come from the colours of the photos trained on (all ranks' shards
+        # would be better, but one shard of thousands of photos estimates the same distribution).
+        if config.prior:
+            prior, prior_source = _load_prior(config.prior, model.ab_bins), config.prior
+        else:
+            prior, prior_source = compute_prior(train_images, model.ab_bins), f"{len(train_set.files)} training photos"
+        model.class_prior.copy_(prior.to(device))
     discriminator, opt_d = None, None
     if config.gan:
         if world > 1:
             raise ValueError("GAN training runs in one process; start it without torchrun")
+        if model.output != "regression":
+            raise ValueError("GAN training needs a regression generator (its L1 term compares ab)")
         discriminator = PatchDiscriminator(config.d_base_channels).to(device)
         opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.d_lr, betas=(0.5, 0.999), weight_decay=0.0)
     if config.channels_last:
@@ -312,6 +366,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             discriminator.load_state_dict(state["discriminator"])
             opt_d.load_state_dict(state["opt_d"])
         step, best, elapsed = state["step"], state["best"], state["elapsed"]
+        if config.time_budget_s > 0:
+            config.steps = state.get("steps", config.steps)  # the step count the budget chose
         best.setdefault("score", best.get("psnr", -math.inf))
         if main_process:
             _truncate_log(log_path, step)
@@ -339,6 +395,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             "hardware": _hardware(device) + (f" x {world} processes" if world > 1 else ""),
             "torch": torch.__version__,
             "config": asdict(config),
+            **({"class_prior_from": prior_source} if prior_source else {}),
             **({"initialized_from": {"path": config.init_weights, "title": init_meta.get("title"),
                                      "training": init_meta.get("training")}} if init_meta else {}),
         }
@@ -346,6 +403,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     render_size = config.render_size or int(init_meta.get("render_size", DEFAULT_RENDER_SIZE))
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not show)
     t_last, n_last = time.perf_counter(), 0
+    # The budget is fitted on steps 20-100 of the phase that lasts (a GAN's joint phase costs more
+    # per step than its critic-only start).
+    offset = config.d_pretrain_steps if config.gan else 0
+    budget_from, budget_at = (offset + 20, offset + 100) if config.steps > offset + 100 else (0, 0)
+    t_loop = t_budget = time.perf_counter()
     while step < config.steps:
         t0 = time.perf_counter()
         model.train()
@@ -365,7 +427,24 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         step += 1
         elapsed += time.perf_counter() - t0
         n_last += idx.numel() * world
-
+        if config.time_budget_s > 0 and step == budget_from:
+            t_budget = time.perf_counter()
+        if config.time_budget_s > 0 and step == budget_at:
+            # Seconds per step measured after warm-up (cudnn autotuning, compilation); 8 % is left
+            # for validation and checkpoints. The schedule reads config.steps, so it adapts too.
+            per_step = (time.perf_counter() - t_budget) / (budget_at - budget_from)
+            left = config.time_budget_s - (time.perf_counter() - t_loop)
+            fits = step + max(int(0.92 * left / per_step), 1)
+            if world > 1:  # every rank must stop at the same step
+                agreed = torch.tensor([fits], device=device)
+                dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+                fits = int(agreed.item())
+            if fits < config.steps:
+                config.steps = fits
+                bar.total = fits
+            if main_process:
+                _append_jsonl(log_path, {"step": step, "steps_for_budget": config.steps,
+                                         "seconds_per_step": round(per_step, 5)})
         if main_process and (step % config.log_every == 0 or step == config.steps):
             rate = n_last / max(time.perf_counter() - t_last, 1e-9)
             t_last, n_last = time.perf_counter(), 0
@@ -379,7 +458,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             averaged = ema.module if ema is not None else model
             val = validate(averaged, val_set.images, device)
             _append_jsonl(log_path, {"step": step, "val": val})
-            score = selection_score(val, config)
+            score = selection_score(val, config, model.output)
             if score > best["score"]:
                 best = {"score": score, "step": step, "val": val}
                 save_weights(best_path, averaged, {
@@ -391,7 +470,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             t_last, n_last = time.perf_counter(), 0  # validation time is not training throughput
         if main_process and (step % config.checkpoint_every == 0 or step == config.steps):
             state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "best": best, "elapsed": elapsed,
+                     "scheduler": scheduler.state_dict(), "best": best, "elapsed": elapsed, "steps": config.steps,
                      "config": asdict(config)}
             if ema is not None:
                 state["ema"] = ema.state_dict()

@@ -60,7 +60,8 @@ def save_weights(path: PathLike, model: nn.Module, info: dict[str, Any], half: b
     tensors = {}
     for key, value in model.state_dict().items():
         value = value.detach().to("cpu")
-        if half and value.is_floating_point() and "running_var" not in key:
+        # Variances and the class prior hold values below float16's resolution: they stay float32.
+        if half and value.is_floating_point() and "running_var" not in key and not key.endswith("class_prior"):
             value = value.half()
         tensors[key] = value.contiguous()
     meta = {

@@ -42,3 +42,23 @@ def test_random_resized_crop_shape_range_and_determinism():
     assert a.shape == (6, 3, 24, 24) and a.dtype == torch.float32
     assert 0 <= a.min() and a.max() <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_decode_cache_reads_back_what_it_decoded_and_decodes_only_new_photos(tmp_path, train_photos, monkeypatch):
+    from colorization import data
+
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    first = decode_photos([*train_photos[:3], bad], size=32, workers=0, progress=False, cache_dir=tmp_path / "c")
+    calls = []
+    original = data.PhotoFolder.__getitem__
+    monkeypatch.setattr(data.PhotoFolder, "__getitem__", lambda self, i: calls.append(i) or original(self, i))
+    again = decode_photos([*train_photos[:3], bad], size=32, workers=0, progress=False, cache_dir=tmp_path / "c")
+    assert calls == []  # everything, the broken file's verdict included, came from the cache
+    assert torch.equal(again.images, first.images) and again.files == first.files
+    assert again.skipped == first.skipped and "broken.jpg" in again.skipped[0]
+    more = decode_photos(train_photos[:5], size=32, workers=0, progress=False, cache_dir=tmp_path / "c")
+    assert calls == [3, 4] and more.images.shape[0] == 5  # only the two new photos were decoded
+    assert torch.equal(more.images[:3], first.images)
+    other_size = decode_photos(train_photos[:1], size=16, workers=0, progress=False, cache_dir=tmp_path / "c")
+    assert other_size.images.shape == (1, 3, 16, 16)  # a different size never reads the 32 px shards

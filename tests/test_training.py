@@ -76,3 +76,21 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, trai
     for key in a["model"]:
         assert torch.allclose(a["model"][key].float(), b["model"][key].float(), atol=1e-5), key
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+
+
+def test_classification_run_learns_its_prior_and_a_time_budget_cuts_its_steps(tmp_path, train_photos):
+    config = TrainConfig(data=[str(p) for p in train_photos], out_dir=str(tmp_path / "run"), model="unet",
+                         model_args={"base_channels": 8, "depth": 2, "output": "classification"}, steps=5000,
+                         time_budget_s=4.0, batch_size=4, image_size=32, crop_size=32, warmup_steps=5,
+                         val_count=2, val_every=50, checkpoint_every=50, workers=0, cache_dir=str(tmp_path / "cache"))
+    best = train(config, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    budget = next(r for r in records if "steps_for_budget" in r)
+    assert budget["step"] == 100 and 100 < budget["steps_for_budget"] < 5000
+    assert max(r["step"] for r in records) == budget["steps_for_budget"]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if "loss" in r)
+    model, meta = load_weights(best)
+    assert meta["training"]["class_prior_from"] == "14 training photos"
+    prior = model.class_prior
+    assert torch.isclose(prior.sum(), torch.tensor(1.0), atol=1e-4) and prior.max() > 5 / len(prior)
+    assert list((tmp_path / "cache").glob("photos32-color-*.safetensors"))
