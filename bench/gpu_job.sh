@@ -5,9 +5,9 @@
 #                                  (ignored, so both stay while the machine is warm)
 #   bench/gpu_job.sh bench STAGE   there: one stage of the training benchmark (0 eager, 1 channels_last,
 #                                  2 torch.compile, 3 processes sharing the GPU)
-#   bench/gpu_job.sh run           there: phase 1 trains the CNN, the fusion CNN and the classification
-#                                  CNN side by side; phase 2 two GANs from that CNN and the from-scratch
-#                                  U-Net side by side; weights, logs and curves go to $OUT
+#   bench/gpu_job.sh run           there: phase 1 trains the CNN (from CNN_INIT if set), the fusion CNN and
+#                                  the classification CNN side by side; phase 2 two GANs from that CNN
+#                                  side by side; weights and logs go to $OUT
 # Budget knobs (environment): PHASE1_S, PHASE2_S (seconds of training per phase), BATCH, VAL_EVERY,
 # VAL_COUNT, BENCH_STEPS. Tiny values test the script on a CPU. Evaluation runs afterwards, anywhere.
 set -euo pipefail
@@ -81,7 +81,7 @@ bench)
      $B --batch-size "${BATCH:-256}" --sizes 128 256 ;;
   1) $B --batch-size "${BATCH:-256}" --sizes 128 256 --models effnet-unet --channels-last ;;
   2) $B --batch-size "${BATCH:-256}" --sizes 128 --models effnet-unet --compile ;;
-  3) for n in 2 3; do  # n processes training side by side: is the GPU saturated by one?
+  3) for n in ${PAR:-2 3}; do  # n processes training side by side: is the GPU saturated by one?
        for i in $(seq "$n"); do $B --batch-size "${BATCH:-256}" --sizes 128 --models effnet-unet > "/tmp/par$i.txt" & done
        wait; echo "$n processes side by side:"; grep -h "effnet-unet" /tmp/par*.txt; rm -f /tmp/par*.txt
      done ;;
@@ -92,13 +92,13 @@ run)
   mkdir -p "$OUT"
   common=(--data "$D" --cache-dir "$GPU/cache" --steps 1000000 --batch-size "${BATCH:-256}" --crop-size 128
           --val-count "${VAL_COUNT:-300}" --val-every "${VAL_EVERY:-400}" --checkpoint-every "${VAL_EVERY:-400}"
-          --workers 4)
+          --workers 4 --channels-last)
   export OMP_NUM_THREADS=4  # several trainings share the machine's cores
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || true
   # Phase 1: three CNNs side by side (one process alone leaves most of the GPU idle; bench stage 3).
   p1=(--time-budget-s "${PHASE1_S:-240}" --lr "${LR:-2e-3}" --encoder-lr-mult 0.3 --ema-decay 0.999)
   python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-cnn --model effnet-unet \
-    --title "EfficientNet-Lite0 U-Net (regression)" > runs/gpu-cnn.txt 2>&1 &
+    ${CNN_INIT:+--init-weights "$CNN_INIT" --lr 1e-3} --title "EfficientNet-Lite0 U-Net (regression)" > runs/gpu-cnn.txt 2>&1 &
   python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-fusion --model effnet-unet \
     --model-args '{"global_fusion": true}' --title "EfficientNet-Lite0 U-Net + global fusion (regression)" \
     > runs/gpu-fusion.txt 2>&1 &
@@ -111,20 +111,18 @@ run)
     cp "runs/gpu-$m/best.safetensors" "$OUT/$m.safetensors" || true
   done
   # Phase 2: two adversarial weights from the phase-1 CNN (NoGAN: critic first), and the plain U-Net.
-  p2=(--time-budget-s "${PHASE2_S:-150}" --init-weights runs/gpu-cnn/best.safetensors --gan --d-pretrain-steps "${D_PRETRAIN:-200}"
-      --lr 2e-4 --warmup-steps 0 --ema-decay 0.99)
+  p2=(--time-budget-s "${PHASE2_S:-150}" --init-weights runs/gpu-cnn/best.safetensors --gan --d-pretrain-steps "${D_PRETRAIN:-100}"
+      --lr 2e-4 --warmup-steps 0 --ema-decay 0.99 --batch-size "${GAN_BATCH:-128}")
   python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight 0.01 --out-dir runs/gpu-gan1 \
     --title "EfficientNet-Lite0 U-Net GAN (adversarial weight 0.01)" > runs/gpu-gan1.txt 2>&1 &
   python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight 0.03 --out-dir runs/gpu-gan3 \
     --title "EfficientNet-Lite0 U-Net GAN (adversarial weight 0.03)" > runs/gpu-gan3.txt 2>&1 &
-  python3 -m colorization train "${common[@]}" --time-budget-s "${PHASE2_S:-150}" --lr "${LR:-2e-3}" \
-    --out-dir runs/gpu-unet --model unet --title "U-Net from scratch (regression)" > runs/gpu-unet.txt 2>&1 &
   wait || true
-  for m in gan1 gan3 unet; do
+  for m in gan1 gan3; do
     tail -n 2 "runs/gpu-$m.txt"
     cp "runs/gpu-$m/best.safetensors" "$OUT/$m.safetensors" || true
   done
-  # At most 8 files come back: six weights files and one archive of every log.
+  # At most 8 files come back: five weights files and one archive of every log.
   cp "$OUT/gpu.txt" runs/ && tar -cf "$OUT/logs.tar" runs/gpu.txt runs/gpu-*.txt runs/gpu-*/log.jsonl && rm "$OUT/gpu.txt"
   ls -la "$OUT" ;;
 *)

@@ -1,10 +1,11 @@
 """Measure a weights file for its model card: render-size sweep, then every evaluation folder.
 
-    python bench/measure_weights.py weights/cnn.safetensors --out bench/results/cnn
+    python bench/measure_weights.py weights/cnn.safetensors --out bench/results/cnn [--record]
 
 Writes ``render_sizes.json`` (PSNR/SSIM/colourfulness of model and gray per render size on a
 subset: every photo of the small folders, the first 200 of imagenet_sample) and ``eval_<folder>.json``
-(the full ``evaluate`` report, per-image rows dropped) at the chosen size.
+(the full ``evaluate`` report, per-image rows dropped) at the chosen size. ``--record`` also writes
+the scores into the weights file's metadata (``metrics.evaluation``), so ``info`` shows them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from colorization.data import default_data_dir  # noqa: E402
 from colorization.evaluation import evaluate, format_table  # noqa: E402
 from colorization.images import find_images  # noqa: E402
 from colorization.pipeline import load_colorizer  # noqa: E402
+from colorization.weights import read_metadata, update_metadata  # noqa: E402
 
 DATA = default_data_dir()
 FOLDERS = ["Kodak24", "McMaster18", "Sun_Hays80", "BSDS500_test", "imagenet_sample"]
@@ -32,9 +34,17 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192, 224, 256, 320])
     parser.add_argument("--render-size", type=int, help="skip the sweep and use this size")
     parser.add_argument("--subset-imagenet", type=int, default=200)
+    parser.add_argument("--record", action="store_true", help="write the scores into the weights' metadata")
+    parser.add_argument("--sweep-only", action="store_true", help="stop after the render-size sweep")
+    parser.add_argument("--record-only", action="store_true",
+                        help="only record the reports already in --out into the weights' metadata")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.record_only:
+        reports = {name: json.loads((out / f"eval_{name}.json").read_text()) for name in FOLDERS}
+        record(args.weights, reports)
+        return
     colorizer = load_colorizer(args.weights, device="cpu")
 
     size = args.render_size
@@ -50,12 +60,32 @@ def main() -> None:
         # PSNR gain over gray decides; the gray baseline does not depend on the render size.
         size = max(sweep, key=lambda s: sweep[s]["model"]["psnr"])
         print(f"chosen render size: {size}")
+        if args.sweep_only:
+            return
 
+    reports = {}
     for name in FOLDERS:
         report = evaluate(colorizer, [DATA / "eval" / name], size, progress=False)
         report.pop("per_image")
         (out / f"eval_{name}.json").write_text(json.dumps(report, indent=1))
         print(format_table(report, name), flush=True)
+        reports[name] = report
+    if args.record:
+        record(args.weights, reports)
+
+
+def record(weights: str, reports: dict) -> None:
+    """Write per-folder scores (model, gray, truth) into the weights file's ``metrics.evaluation``."""
+    sizes = {r["render_size"] for r in reports.values()}
+    if len(sizes) != 1:
+        raise SystemExit(f"reports at several render sizes: {sorted(sizes)}")
+    size = sizes.pop()
+    folders = {name: {k: r[k] for k in ("images", "render_size", "model", "gray", "ground_truth")}
+               for name, r in reports.items()}
+    metrics = read_metadata(weights).get("metrics") or {}
+    metrics["evaluation"] = {"command": f"python -m colorization evaluate --data ../shared/data/eval/<folder> "
+                                        f"--render-size {size}", "folders": folders}
+    update_metadata(weights, {"metrics": metrics, "render_size": size})
 
 
 if __name__ == "__main__":

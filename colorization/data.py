@@ -185,8 +185,8 @@ def decode_photos(files: Sequence[Union[str, os.PathLike]], size: int = 128, wor
     for batch in tqdm(loader, desc=f"decode {len(todo)} photos", unit="batch", disable=not progress or not todo):
         for index, tensor, reason in batch:
             record(index, tensor, reason)
-            if cache_dir:
-                new[keys[index]] = (tensor, reason)
+            if cache_dir:  # a view of ``images``: holding the worker's tensor would hold a file descriptor
+                new[keys[index]] = (images[index] if tensor is not None else None, reason)
     if new:
         _write_cache(Path(cache_dir), tag, new)
     kept = keep.nonzero().flatten()

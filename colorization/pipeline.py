@@ -34,8 +34,10 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-# Preference order when no weights are named: the best shipped model first.
-_PREFERRED = ("cnn.safetensors",)
+# Preference order when no weights are named: the best shipped model (by PSNR and SSIM over gray on every
+# evaluation folder, weights/README.md) first, then the vivid GAN, then the alternatives.
+_PREFERRED = ("cnn.safetensors", "gan.safetensors", "fusion.safetensors", "classification.safetensors",
+              "unet.safetensors")
 DEFAULT_RENDER_SIZE = 256
 ImageLike = Union[Image.Image, np.ndarray]
 

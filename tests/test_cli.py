@@ -74,3 +74,32 @@ def test_info_shows_metadata(weights_file):
     r = run("info", str(weights_file))
     assert r.returncode == 0
     assert json.loads(r.stdout)["model"]["name"] == "effnet-unet"
+
+
+def test_prior_command_then_classification_training_uses_it(tmp_path, train_photos):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in train_photos[:8]:
+        shutil.copy(p, folder)
+    r = run("prior", "--data", str(folder), "-o", str(tmp_path / "prior.safetensors"), "--image-size", "32",
+            "--workers", "0")
+    assert r.returncode == 0, r.stderr
+    assert "prior over 261 ab bins from 8 photos" in r.stdout
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "prior.safetensors")
+    assert saved["ab_bins"].shape == (261, 2) and abs(float(saved["prior"].sum()) - 1) < 1e-4
+    r = run("train", "--data", str(folder), "--out-dir", str(tmp_path / "run"), "--model", "unet",
+            "--model-args", '{"base_channels": 8, "depth": 2, "output": "classification"}', "--prior",
+            str(tmp_path / "prior.safetensors"), "--steps", "3", "--batch-size", "2", "--image-size", "32",
+            "--crop-size", "32", "--val-count", "1", "--workers", "0", "--warmup-steps", "1")
+    assert r.returncode == 0, r.stderr
+    from colorization.weights import load_weights
+
+    model, meta = load_weights(tmp_path / "run" / "best.safetensors")
+    assert meta["training"]["class_prior_from"] == str(tmp_path / "prior.safetensors")
+    assert abs(float(model.class_prior.sum()) - 1) < 1e-4
+    r = run("colorize", str(train_photos[0]), "-o", str(tmp_path / "out"), "--weights",
+            str(tmp_path / "run" / "best.safetensors"), "--temperature", "0.2", "--render-size", "32")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / f"{train_photos[0].stem}.png").exists()

@@ -14,7 +14,8 @@ def test_round_trip_rebuilds_the_model_from_metadata_alone(tmp_path):
     path = tmp_path / "w.safetensors"
     save_weights(path, model, {"title": "t", "render_size": 128, "metrics": {"psnr": 1.5}}, half=False)
     loaded, meta = load_weights(path)
-    assert meta["model"] == {"name": "unet", "args": {"base_channels": 8, "depth": 3, "max_channels": 256}}
+    assert meta["model"] == {"name": "unet", "args": {"base_channels": 8, "depth": 3, "max_channels": 256,
+                                                      "output": "regression", "temperature": 0.38}}
     assert meta["render_size"] == 128 and meta["metrics"] == {"psnr": 1.5} and meta["title"] == "t"
     assert meta["lab"] == {"l_center": 50.0, "l_scale": 50.0, "ab_scale": 110.0}
     x = torch.rand(1, 1, 40, 40) * 100
