@@ -89,7 +89,7 @@ bench)
 run)
   use_wheels
   D=$(train_dir)
-  mkdir -p "$OUT"
+  mkdir -p "$OUT" runs
   common=(--data "$D" --cache-dir "$GPU/cache" --steps 1000000 --batch-size "${BATCH:-256}" --crop-size 128
           --val-count "${VAL_COUNT:-300}" --val-every "${VAL_EVERY:-400}" --checkpoint-every "${VAL_EVERY:-400}"
           --workers 4 --channels-last)

@@ -62,6 +62,17 @@ def test_settings_reach_the_pipeline(client):
     assert np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() <= 2, "intensity 0 must give a gray photo"
 
 
+@pytest.mark.parametrize("model", ["gan.safetensors", "classification.safetensors", "fusion.safetensors"])
+def test_every_shipped_model_is_offered_and_colorizes(client, model):
+    if not (Path(__file__).resolve().parents[1] / "weights" / model).exists():
+        pytest.skip(f"weights/{model} is not shipped")
+    _, shown, _, note = colorize(client, COLOUR, model=model, render_size=128)
+    assert shown.size == Image.open(COLOUR).size
+    rgb = np.asarray(shown.convert("RGB")).astype(int)
+    assert np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean() > 2, "a trained model gives colour"
+    assert "already in colour" in note
+
+
 def _rgba(path: Path) -> Path:
     rgb = Image.open(EXAMPLES / "chelsea.jpg")
     alpha = Image.linear_gradient("L").resize(rgb.size)
