@@ -144,13 +144,9 @@ def _evaluate(args) -> int:
 
 
 def _prior(args) -> int:
-    from safetensors.torch import save_file
-
     from .data import decode_photos
     from .images import find_images
-    from .quantize import ab_bins
-    from .train import compute_prior
-    from .weights import atomic_write
+    from .quantize import ab_bins, compute_prior, save_prior
 
     files = find_images(args.data)
     if not files:
@@ -160,8 +156,8 @@ def _prior(args) -> int:
         raise CLIError("no usable colour photos (all unreadable or gray)")
     bins = ab_bins()
     prior = compute_prior(photos.images, bins)
-    meta = {"photos": str(len(photos.files)), "image_size": str(args.image_size), "data": json.dumps(args.data)}
-    atomic_write(args.out, lambda tmp: save_file({"ab_bins": bins, "prior": prior}, tmp, metadata=meta))
+    save_prior(args.out, bins, prior, {"photos": str(len(photos.files)), "image_size": str(args.image_size),
+                                       "data": json.dumps(args.data)})
     top = prior.topk(3)
     common = ", ".join(f"({a:.0f}, {b:.0f}) {p:.1%}" for (a, b), p in zip(bins[top.indices].tolist(), top.values.tolist()))
     print(f"prior over {len(bins)} ab bins from {len(photos.files)} photos -> {args.out}; most common: {common}")

@@ -163,7 +163,6 @@ def decode_photos(files: Sequence[Union[str, os.PathLike]], size: int = 128, wor
     keys = [_cache_key(f) for f in dataset.files] if cache_dir else []
     tag = f"photos{size}{'-color' if skip_gray else ''}"
     cached = _read_cache(Path(cache_dir), tag) if cache_dir else {}
-    todo = [i for i in range(len(dataset)) if not cache_dir or keys[i] not in cached]
     images = torch.empty((len(dataset), 3, size, size), dtype=torch.uint8)
     keep = torch.zeros(len(dataset), dtype=torch.bool)
     skipped: list[str] = []
@@ -177,9 +176,12 @@ def decode_photos(files: Sequence[Union[str, os.PathLike]], size: int = 128, wor
             images[index] = tensor
             keep[index] = True
 
-    for i in range(len(dataset)) if cache_dir else ():
-        if keys[i] in cached:
+    todo = []  # indices still to decode
+    for i in range(len(dataset)):
+        if cache_dir and keys[i] in cached:
             record(i, *cached[keys[i]])
+        else:
+            todo.append(i)
     loader = DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=64, num_workers=workers,
                         collate_fn=_collate)
     for batch in tqdm(loader, desc=f"decode {len(todo)} photos", unit="batch", disable=not progress or not todo):

@@ -13,7 +13,9 @@ kept. The bins are computed, never hard-coded, and travel inside each weights fi
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,9 @@ __all__ = [
     "soft_encode",
     "empirical_prior",
     "smooth_prior",
+    "compute_prior",
+    "save_prior",
+    "load_prior",
     "rebalance_weights",
     "annealed_mean",
     "classification_loss",
@@ -99,6 +104,31 @@ def smooth_prior(prior: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0) ->
     kernel = torch.exp(-((bins[:, None, :] - bins[None, :, :]) ** 2).sum(-1) / (2 * sigma**2))
     smoothed = kernel @ prior.double().cpu()
     return (smoothed / smoothed.sum()).float()
+
+
+def compute_prior(images: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """The smoothed empirical ab distribution of uint8 photos (N, 3, H, W) over ``bins``."""
+    return smooth_prior(empirical_prior(images, bins), bins)
+
+
+def save_prior(path: Union[str, os.PathLike], bins: torch.Tensor, prior: torch.Tensor, info: dict[str, str]) -> None:
+    """A prior file: the bins it was computed over and the smoothed prior (safetensors; ``info`` as metadata)."""
+    from safetensors.torch import save_file
+
+    from .weights import atomic_write
+
+    atomic_write(path, lambda tmp: save_file({"ab_bins": bins.float().cpu(), "prior": prior.float().cpu()}, tmp,
+                                             metadata=info))
+
+
+def load_prior(path: Union[str, os.PathLike], bins: torch.Tensor) -> torch.Tensor:
+    """The prior in a file written by :func:`save_prior`; its bins must be ``bins``."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    if tensors.get("ab_bins") is None or not torch.equal(tensors["ab_bins"].float(), bins.float().cpu()):
+        raise ValueError(f"{path}: its ab bins differ from this model's; compute the prior again")
+    return tensors["prior"].float()
 
 
 def rebalance_weights(smoothed_prior: torch.Tensor, mix: float = 0.5) -> torch.Tensor:

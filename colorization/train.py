@@ -37,10 +37,10 @@ from .images import find_images
 from .metrics import colorfulness, image_metrics
 from .models import build_model, model_config
 from .pipeline import DEFAULT_RENDER_SIZE, compose
-from .quantize import classification_loss, empirical_prior, rebalance_weights, smooth_prior
+from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
 from .weights import atomic_write, load_weights, save_weights
 
-__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "compute_prior", "LOSSES"]
+__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -253,20 +253,6 @@ def selection_score(val: dict, config: TrainConfig, output: str = "regression") 
     return val["model_psnr"]
 
 
-def compute_prior(images: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """The smoothed empirical ab distribution of uint8 photos (N, 3, H, W) over ``bins``."""
-    return smooth_prior(empirical_prior(images, bins), bins)
-
-
-def _load_prior(path: str, bins: torch.Tensor) -> torch.Tensor:
-    from safetensors.torch import load_file
-
-    tensors = load_file(path)
-    if tensors.get("ab_bins") is None or not torch.equal(tensors["ab_bins"].float(), bins.float().cpu()):
-        raise ValueError(f"{path}: its ab bins differ from this model's; compute the prior again")
-    return tensors["prior"].float()
-
-
 def _distributed(device_name: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); joins the process group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -335,7 +321,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         # The rebalancing weights come from the colours of the photos trained on (all ranks' shards
         # would be better, but one shard of thousands of photos estimates the same distribution).
         if config.prior:
-            prior, prior_source = _load_prior(config.prior, model.ab_bins), config.prior
+            prior, prior_source = load_prior(config.prior, model.ab_bins), config.prior
         else:
             prior, prior_source = compute_prior(train_images, model.ab_bins), f"{len(train_set.files)} training photos"
         model.class_prior.copy_(prior.to(device))
