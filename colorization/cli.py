@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache-dir", help="decode cache, as for train")
 
+    p = sub.add_parser("interpolate", help="mix two weights files of one model: (1 - alpha) * FIRST + alpha * SECOND")
+    p.add_argument("first", help="e.g. the weights a fine-tuning started from")
+    p.add_argument("second", help="e.g. the fine-tuned weights")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of SECOND (default 0.5)")
+    p.add_argument("-o", "--out", required=True, help="output weights file")
+    p.add_argument("--title", default="", help="title stored in the metadata")
+
     p = sub.add_parser("info", help="show a weights file's metadata")
     p.add_argument("weights", nargs="?", help="weights file (default: the best shipped in weights/)")
     return parser
@@ -164,6 +171,14 @@ def _prior(args) -> int:
     return 0
 
 
+def _interpolate(args) -> int:
+    from .weights import interpolate_weights
+
+    interpolate_weights(args.first, args.second, args.alpha, args.out, args.title)
+    print(f"{args.out}: {1 - args.alpha:g} x {args.first} + {args.alpha:g} x {args.second}")
+    return 0
+
+
 def _info(args) -> int:
     from .pipeline import default_weights
     from .weights import read_metadata
@@ -178,7 +193,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "prior": _prior,
-               "info": _info}[args.command]
+               "interpolate": _interpolate, "info": _info}[args.command]
     try:
         return handler(args)
     except (CLIError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:

@@ -21,7 +21,8 @@ from torch import nn
 from .color import LAB_NORMALIZATION
 from .models import build_model, model_config
 
-__all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "update_metadata", "atomic_write", "FORMAT"]
+__all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "update_metadata", "interpolate_weights",
+           "training_summary", "atomic_write", "FORMAT"]
 
 FORMAT = "colorization-weights/1"
 PathLike = Union[str, os.PathLike]
@@ -124,3 +125,44 @@ def update_metadata(path: PathLike, info: dict[str, Any]) -> None:
         raise WeightsError(f"{path}: cannot read its tensors ({exc})") from None
     raw = {k: (v if k == "format" else json.dumps(v)) for k, v in {**meta, **info}.items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=raw))
+
+
+def interpolate_weights(first: PathLike, second: PathLike, alpha: float, out: PathLike, title: str = "") -> None:
+    """Write ``(1 - alpha) * first + alpha * second`` as a new weights file (WiSE-FT).
+
+    Wortsman et al. (2022) found that interpolating a fine-tuned network's weights with those it was
+    fine-tuned from keeps most of the fine-tuning's gain on its own data and recovers robustness on
+    other data. Both files must hold the same architecture; integer buffers (batch-norm step counts)
+    are taken from ``second``. The metadata says what was mixed and in what proportion.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    meta_a, meta_b = read_metadata(first), read_metadata(second)
+    if meta_a["model"] != meta_b["model"]:
+        raise WeightsError(f"{first} and {second} hold different models ({meta_a['model']} vs {meta_b['model']})")
+    model_a, _ = load_weights(first)
+    model_b, _ = load_weights(second)
+    state_a = model_a.state_dict()
+    mixed = {k: torch.lerp(state_a[k].float(), v.float(), alpha).to(v.dtype) if v.is_floating_point() else v
+             for k, v in model_b.state_dict().items()}
+    model_b.load_state_dict(mixed)
+    sources = [{"path": str(path), "weight": weight, "title": meta.get("title"), "training": meta.get("training")}
+               for path, weight, meta in ((first, 1.0 - alpha, meta_a), (second, alpha, meta_b))]
+    info = {"title": title or f"{meta_b.get('title', second)} (interpolated, alpha {alpha:g})",
+            "training": {"interpolated_from": sources}}
+    if "render_size" in meta_b:
+        info["render_size"] = meta_b["render_size"]
+    save_weights(out, model_b, info)
+
+
+def training_summary(meta: dict[str, Any]) -> str:
+    """One line on how a file was trained, from its metadata (an interpolation names its parts)."""
+    training = meta.get("training") or {}
+    if "interpolated_from" in training:
+        return " + ".join(f"{s['weight']:g} x [{training_summary(s)}]" for s in training["interpolated_from"])
+    if not training:
+        return "no training record"
+    seconds = training.get("wall_time_s")
+    return (f"{training.get('steps', '?')} steps of batch {training.get('batch_size', '?')} on "
+            f"{training.get('train_photos', '?')} photos, {f'{seconds:.0f} s' if seconds else '? s'} on "
+            f"{training.get('hardware', '?')}")

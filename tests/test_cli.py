@@ -76,6 +76,16 @@ def test_info_shows_metadata(weights_file):
     assert json.loads(r.stdout)["model"]["name"] == "effnet-unet"
 
 
+def test_interpolate_command_writes_a_loadable_mix(weights_file, tmp_path):
+    out = tmp_path / "mix.safetensors"
+    r = run("interpolate", str(weights_file), str(weights_file), "--alpha", "0.3", "-o", str(out), "--title", "mix")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads(run("info", str(out)).stdout)
+    assert meta["title"] == "mix" and [s["weight"] for s in meta["training"]["interpolated_from"]] == [0.7, 0.3]
+    r = run("interpolate", str(weights_file), str(weights_file), "--alpha", "2", "-o", str(out))
+    _one_line_error(r, "alpha")
+
+
 def test_prior_command_then_classification_training_uses_it(tmp_path, train_photos):
     folder = tmp_path / "photos"
     folder.mkdir()

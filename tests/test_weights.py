@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from colorization.models import build_model
-from colorization.weights import WeightsError, load_weights, read_metadata, save_weights, update_metadata
+from colorization.weights import (WeightsError, interpolate_weights, load_weights, read_metadata, save_weights,
+                                  training_summary, update_metadata)
 
 
 def test_round_trip_rebuilds_the_model_from_metadata_alone(tmp_path):
@@ -97,3 +98,52 @@ def test_update_metadata_keeps_tensors(tmp_path):
     assert meta["render_size"] == 160 and meta["metrics"]["eval"]["psnr"] == 1.0 and meta["title"] == "t"
     model, _ = load_weights(path)
     assert path.read_bytes() != before and len(model.state_dict()) > 0
+
+
+def test_interpolation_mixes_every_float_tensor_and_says_so(tmp_path):
+    torch.manual_seed(0)
+    first, second = (build_model("unet", base_channels=8, depth=3).eval() for _ in range(2))
+    with torch.no_grad():
+        for p in second.parameters():
+            p.add_(1.0)  # a different network of the same architecture
+    a, b, mid = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "mid.safetensors"
+    save_weights(a, first, {"title": "start", "render_size": 128}, half=False)
+    save_weights(b, second, {"title": "fine-tuned", "render_size": 160, "training": {"steps": 7}}, half=False)
+    interpolate_weights(a, b, 0.25, mid)
+    mixed, meta = load_weights(mid)
+    sa, sb = first.state_dict(), second.state_dict()
+    for key, value in mixed.state_dict().items():
+        if value.is_floating_point():
+            # stored in float16: equal to the float32 mix within half precision
+            torch.testing.assert_close(value, 0.75 * sa[key] + 0.25 * sb[key], rtol=1e-3, atol=1e-3)
+    sources = meta["training"]["interpolated_from"]
+    assert [(s["path"], s["weight"], s["title"]) for s in sources] == [(str(a), 0.75, "start"), (str(b), 0.25, "fine-tuned")]
+    assert sources[1]["training"] == {"steps": 7} and meta["render_size"] == 160
+    for alpha, model in ((0.0, first), (1.0, second)):
+        interpolate_weights(a, b, alpha, mid)
+        x = torch.rand(1, 1, 32, 32) * 100
+        with torch.no_grad():
+            torch.testing.assert_close(load_weights(mid)[0](x), model(x), rtol=2e-2, atol=2e-2)
+
+
+def test_interpolation_refuses_different_models_and_bad_alpha(tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_weights(a, build_model("unet", base_channels=8, depth=3), {})
+    save_weights(b, build_model("unet", base_channels=16, depth=3), {})
+    with pytest.raises(WeightsError, match="different models"):
+        interpolate_weights(a, b, 0.5, tmp_path / "out.safetensors")
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_weights(a, a, 1.5, tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_training_summary_reads_a_run_and_an_interpolation(tmp_path):
+    a, b, mid = (tmp_path / f"{n}.safetensors" for n in ("a", "b", "mid"))
+    run = {"steps": 30, "batch_size": 8, "train_photos": 14, "wall_time_s": 12.4, "hardware": "cpu"}
+    save_weights(a, build_model("unet", base_channels=8, depth=3), {"training": run})
+    save_weights(b, build_model("unet", base_channels=8, depth=3), {})
+    assert training_summary(read_metadata(a)) == "30 steps of batch 8 on 14 photos, 12 s on cpu"
+    assert training_summary(read_metadata(b)) == "no training record"
+    interpolate_weights(a, b, 0.5, mid)
+    assert training_summary(read_metadata(mid)) == (
+        "0.5 x [30 steps of batch 8 on 14 photos, 12 s on cpu] + 0.5 x [no training record]")
