@@ -6,8 +6,9 @@ Writes ``render_sizes.json`` (PSNR/SSIM/colourfulness of model and gray per rend
 subset: every photo of the small folders, the first 200 of imagenet_sample) and ``eval_<folder>.json``
 (the full ``evaluate`` report, per-image rows dropped) at the chosen size. ``--record`` also writes
 the scores into the weights file's metadata (``metrics.evaluation``), so ``info`` shows them.
-``--held-out DATA`` measures instead the training run's validation split of DATA (the photos held
-out from training, rebuilt from the seed and count in the file's training config) and, with
+``--held-out DATA`` measures instead the training run's validation photos (rebuilt by its own rule,
+``train.holdout_split``, from the seed, count and ``val_data`` in the file's training config, with DATA
+as the training folder) and, with
 ``--record``, writes that into ``metrics.validation``: for files that no training run validated,
 such as an interpolation of two runs.
 """
@@ -26,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from colorization.data import default_data_dir  # noqa: E402
 from colorization.evaluation import evaluate, format_table  # noqa: E402
 from colorization.images import find_images  # noqa: E402
-from colorization.data import decode_photos, split_files  # noqa: E402
+from colorization.data import decode_photos  # noqa: E402
 from colorization.pipeline import load_colorizer  # noqa: E402
-from colorization.train import validate  # noqa: E402
+from colorization.train import TrainConfig, holdout_split, validate  # noqa: E402
 from colorization.weights import read_metadata, update_metadata  # noqa: E402
 
 DATA = default_data_dir()
@@ -96,7 +97,9 @@ def held_out(args) -> None:
     config = training.get("config") or training["interpolated_from"][-1]["training"]["config"]
     count = args.val_count if args.val_count is not None else config["val_count"]
     seed = args.seed if args.seed is not None else config["seed"]
-    _, val_files = split_files(find_images([args.held_out]), count, seed)
+    # The run's own split rule (random share of DATA, or its val_data folders) over DATA on this machine.
+    _, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [args.held_out], "val_count": count,
+                                                        "seed": seed}))
     photos = decode_photos(val_files, config["image_size"], workers=2, progress=False)
     colorizer = load_colorizer(args.weights, device="cpu")
     scores = validate(colorizer.model, photos.images, torch.device("cpu"))

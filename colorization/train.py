@@ -40,7 +40,7 @@ from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
 from .weights import atomic_write, load_weights, save_weights
 
-__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "LOSSES"]
+__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "holdout_split", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,10 @@ class TrainConfig:
     ema_decay: float = 0.999  # 0 turns the EMA of the weights off
     max_photos: int = 0  # 0 = all photos found
     val_count: int = 500  # photos held out for validation (never trained on)
+    # Validate on these folders instead of a random share of ``data``; photos found there are never trained
+    # on, also when they lie inside ``data``. Holding out whole collections shows what a random split
+    # cannot: a model that keeps fitting its training collections while it gets worse on other photos.
+    val_data: list[str] = field(default_factory=list)
     val_every: int = 250
     checkpoint_every: int = 250
     log_every: int = 10
@@ -253,6 +257,29 @@ def selection_score(val: dict, config: TrainConfig, output: str = "regression") 
     return val["model_psnr"]
 
 
+def holdout_split(config: TrainConfig) -> tuple[list[Path], list[Path]]:
+    """(train, validation) photo files as ``config`` asks: a seeded random split of ``data``, or
+    ``val_data`` (at most ``val_count`` of it, seeded) with those photos removed from ``data``."""
+    files = find_images(config.data)
+    val_files: list[Path] = []
+    if config.val_data:
+        held_out = find_images(config.val_data)
+        if not held_out:
+            raise ValueError(f"no photos to validate on in {', '.join(config.val_data)}")
+        held = {f.resolve() for f in held_out}
+        files = [f for f in files if f.resolve() not in held]
+        val_files = held_out
+        if len(held_out) > config.val_count:
+            val_files = random.Random(config.seed).sample(held_out, config.val_count)
+    if config.max_photos and len(files) > config.max_photos:
+        files = random.Random(config.seed).sample(files, config.max_photos)
+    if len(files) < 2:
+        raise ValueError(f"need at least 2 photos to train, found {len(files)} in {', '.join(config.data)}")
+    if val_files:
+        return sorted(files), sorted(val_files)
+    return split_files(files, config.val_count, config.seed)
+
+
 def _distributed(device_name: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); joins the process group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -290,12 +317,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    files = find_images(config.data)
-    if config.max_photos and len(files) > config.max_photos:
-        files = sorted(random.Random(config.seed).sample(files, config.max_photos))
-    if len(files) < 2:
-        raise ValueError(f"need at least 2 photos to train, found {len(files)} in {', '.join(config.data)}")
-    train_files, val_files = split_files(files, config.val_count, config.seed)
+    train_files, val_files = holdout_split(config)
     show = progress and main_process
     cache = config.cache_dir or None
     train_set = decode_photos(train_files[rank::world], config.image_size, config.workers, progress=show,

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-from colorization.train import TrainConfig, train
+import pytest
+
+from colorization.train import TrainConfig, holdout_split, train
 from colorization.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,32 @@ def test_thirty_steps_on_sixteen_real_photos_lower_the_loss(tmp_path, train_phot
     assert meta["training"]["steps"] == 30
     assert meta["training"]["train_photos"] + meta["training"]["val_photos"] == 16
     assert meta["metrics"]["validation"]["gray_ssim"] > 0.5
+
+
+def test_held_out_folders_are_validated_on_and_never_trained_on(tmp_path, train_photos):
+    import shutil
+
+    data, held = tmp_path / "data", tmp_path / "data" / "held_collection"
+    held.mkdir(parents=True)
+    for i, p in enumerate(train_photos):
+        shutil.copy(p, (held if i < 6 else data) / p.name)
+    config = TrainConfig(data=[str(data)], val_data=[str(held)], val_count=4, seed=3)
+    train_files, val_files = holdout_split(config)
+    assert len(train_files) == 10 and len(val_files) == 4  # at most val_count of the held-out folder
+    assert all(f.parent == held for f in val_files) and not any(f.parent == held for f in train_files)
+    assert holdout_split(config) == (train_files, val_files)  # seeded
+    # a random split when no folder is named: the same count, drawn from everywhere
+    assert [len(x) for x in holdout_split(TrainConfig(data=[str(data)], val_count=3))] == [13, 3]
+    with pytest.raises(ValueError, match="no photos to validate on"):
+        (tmp_path / "empty").mkdir()
+        holdout_split(TrainConfig(data=[str(data)], val_data=[str(tmp_path / "empty")]))
+
+    run = TrainConfig(data=[str(data)], val_data=[str(held)], out_dir=str(tmp_path / "run"), model="unet",
+                      model_args={"base_channels": 8, "depth": 3}, steps=4, batch_size=4, image_size=32,
+                      crop_size=32, val_count=4, val_every=4, checkpoint_every=4, workers=0, warmup_steps=1)
+    _, meta = load_weights(train(run, progress=False))
+    assert (meta["training"]["train_photos"], meta["training"]["val_photos"]) == (10, 4)
+    assert meta["training"]["config"]["val_data"] == [str(held)]
 
 
 def _cli_train(out_dir: Path, photos, *extra: str) -> list[str]:
