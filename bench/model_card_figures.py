@@ -37,7 +37,7 @@ def main() -> None:
         print(f"wrote {out / f'{name}_curves.png'}")
     if args.grid:
         colorizers = [load_colorizer(w, device="cpu") for w in args.grid]
-        grid = comparison_grid(colorizers, [ROOT / "examples" / name for name in EXAMPLES], tile=200)
+        grid = comparison_grid(colorizers, [ROOT / "examples" / name for name in EXAMPLES], tile=280)
         grid.save(out / args.grid_name, quality=88)
         print(f"wrote {out / args.grid_name}: columns gray, {', '.join(c.title for c in colorizers)}, original")
 

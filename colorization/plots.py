@@ -74,9 +74,13 @@ def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, t
     return fig
 
 
-def comparison_grid(colorizers: Sequence[Colorizer], photos: Sequence[PathLike], tile: int = 192,
+def comparison_grid(colorizers: Sequence[Colorizer], photos: Sequence[PathLike], tile: int = 256,
                     render_size: Optional[int] = None) -> Image.Image:
-    """One row per photo: gray input, each colorizer's result, the original; tiles ``tile`` px high."""
+    """One row per photo: gray input, each colorizer's result, the original.
+
+    Tiles are ``tile`` px wide and as high as each photo's aspect makes them, so the columns line up
+    whatever mix of portrait, square and landscape photos the rows hold.
+    """
     rows = []
     for path in photos:
         prepared = prepare(read_image(path))
@@ -84,8 +88,6 @@ def comparison_grid(colorizers: Sequence[Colorizer], photos: Sequence[PathLike],
         images += [c.colorize_prepared(prepared, render_size).convert("RGB") for c in colorizers]
         images.append(Image.fromarray(prepared.truth))
         h, w = prepared.l.shape
-        size = (max(1, round(w * tile / h)), tile)
+        size = (tile, max(1, round(h * tile / w)))
         rows.append(np.concatenate([np.asarray(im.resize(size, Image.LANCZOS)) for im in images], axis=1))
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return Image.fromarray(np.concatenate(rows, axis=0))
