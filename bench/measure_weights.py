@@ -48,8 +48,6 @@ def main() -> None:
     parser.add_argument("--record-only", action="store_true",
                         help="only record the reports already in --out into the weights' metadata")
     parser.add_argument("--held-out", metavar="DATA", help="measure the training run's validation split of DATA")
-    parser.add_argument("--val-count", type=int, help="photos held out (default: the training config's)")
-    parser.add_argument("--seed", type=int, help="split seed (default: the training config's)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,15 +93,12 @@ def held_out(args) -> None:
     training = meta.get("training") or {}
     # An interpolation's config is that of the runs it mixes; they share their split.
     config = training.get("config") or training["interpolated_from"][-1]["training"]["config"]
-    count = args.val_count if args.val_count is not None else config["val_count"]
-    seed = args.seed if args.seed is not None else config["seed"]
     # The run's own split rule (random share of DATA, or its val_data folders) over DATA on this machine.
-    _, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [args.held_out], "val_count": count,
-                                                        "seed": seed}))
+    _, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [args.held_out]}))
     photos = decode_photos(val_files, config["image_size"], workers=2, progress=False)
     colorizer = load_colorizer(args.weights, device="cpu")
     scores = validate(colorizer.model, photos.images, torch.device("cpu"))
-    scores.update(photos=len(photos.files), val_count=count, seed=seed, data=args.held_out)
+    scores.update(photos=len(photos.files), val_count=config["val_count"], seed=config["seed"], data=args.held_out)
     (Path(args.out) / "held_out.json").write_text(json.dumps(scores, indent=1))
     print(json.dumps(scores, indent=1))
     if args.record:

@@ -137,11 +137,10 @@ def interpolate_weights(first: PathLike, second: PathLike, alpha: float, out: Pa
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    meta_a, meta_b = read_metadata(first), read_metadata(second)
+    model_a, meta_a = load_weights(first)
+    model_b, meta_b = load_weights(second)
     if meta_a["model"] != meta_b["model"]:
         raise WeightsError(f"{first} and {second} hold different models ({meta_a['model']} vs {meta_b['model']})")
-    model_a, _ = load_weights(first)
-    model_b, _ = load_weights(second)
     state_a = model_a.state_dict()
     mixed = {k: torch.lerp(state_a[k].float(), v.float(), alpha).to(v.dtype) if v.is_floating_point() else v
              for k, v in model_b.state_dict().items()}
