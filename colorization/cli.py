@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_path", help="write the full report here")
     p.add_argument("--render-size", type=_render_size)
     p.add_argument("--limit", type=int, default=0, help="only the first N photos")
+    p.add_argument("--intensity", type=float, default=1.0,
+                   help="scale the predicted ab, as the app's colour intensity slider does (default 1)")
     p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
     p.add_argument("--device")
 
@@ -140,7 +142,9 @@ def _evaluate(args) -> int:
     from .pipeline import load_colorizer
 
     colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
-    report = evaluate(colorizer, args.data, args.render_size, limit=args.limit)
+    if args.intensity < 0:
+        raise ValueError("--intensity must be at least 0")
+    report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
     for error in report["errors"]:
         print(f"error: {error}", file=sys.stderr)

@@ -34,11 +34,12 @@ def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Option
 
 
 def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], render_size: Optional[int] = None,
-             limit: int = 0, progress: bool = True) -> dict:
+             limit: int = 0, progress: bool = True, intensity: float = 1.0) -> dict:
     """Run the full-resolution pipeline on each photo's L and score it against the original.
 
-    Returns ``{"images", "render_size", "model", "gray", "ground_truth", "per_image", "errors"}``;
-    the gray baseline goes through the same ``compose`` as the model, so the two compare fairly.
+    Returns ``{"images", "render_size", "intensity", "model", "gray", "ground_truth", "per_image",
+    "errors"}``; the gray baseline goes through the same ``compose`` as the model, so the two compare
+    fairly. ``intensity`` scales the predicted ab as the app's slider does.
     """
     from tqdm.auto import tqdm
 
@@ -55,7 +56,7 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         except ImageError as exc:
             errors.append(str(exc))
             continue
-        _, scores = score_prepared(colorizer, prepared, size)
+        _, scores = score_prepared(colorizer, prepared, size, intensity)
         per_image.append({"file": str(path), **scores})
     if not per_image:
         raise ImageError("none of the photos could be read: " + "; ".join(errors[:3]))
@@ -66,6 +67,7 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
     return {
         "images": len(per_image),
         "render_size": size,
+        "intensity": float(intensity),
         "weights": colorizer.info.get("path"),
         "model": {k: mean("model", k) for k in _KEYS},
         "gray": {k: mean("gray", k) for k in _KEYS},
@@ -83,5 +85,7 @@ def format_table(report: dict, title: str = "") -> str:
         lines.append(f"{name:14}{part['psnr']:>11.2f}{part['ssim']:>9.4f}{part['colorfulness']:>15.1f}")
     lines.append(f"{'ground truth':14}{'':>11}{'':>9}{report['ground_truth']['colorfulness']:>15.1f}")
     gain = report["model"]["psnr"] - report["gray"]["psnr"]
-    lines.append(f"{report['images']} photos, render size {report['render_size']}, PSNR {gain:+.2f} dB over gray")
+    scale = report.get("intensity", 1.0)
+    scaled = f", intensity {scale:g}" if scale != 1.0 else ""
+    lines.append(f"{report['images']} photos, render size {report['render_size']}{scaled}, PSNR {gain:+.2f} dB over gray")
     return "\n".join(lines)

@@ -36,6 +36,19 @@ def test_evaluate_writes_the_documented_json(tmp_path, weights_file, eval_photos
     assert "gray baseline" in r.stdout and "PSNR" in r.stdout
 
 
+def test_evaluate_intensity_zero_is_the_gray_baseline(tmp_path, weights_file, eval_photos):
+    """--intensity scales ab as the app's slider does; at 0 the model's scores are gray's exactly."""
+    out = tmp_path / "report.json"
+    r = run("evaluate", "--weights", str(weights_file), "--data", *map(str, eval_photos[:3]), "--json", str(out),
+            "--render-size", "64", "--intensity", "0")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    assert report["intensity"] == 0.0 and "intensity 0" in r.stdout
+    assert report["model"] == report["gray"]
+    _one_line_error(run("evaluate", "--weights", str(weights_file), "--data", str(eval_photos[0]),
+                        "--intensity", "-1"), "--intensity")
+
+
 def test_colorize_folder_with_a_bad_file_colorizes_the_rest_and_fails(tmp_path, weights_file, eval_photos):
     folder = tmp_path / "in"
     folder.mkdir()
