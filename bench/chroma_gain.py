@@ -24,7 +24,7 @@ from colorization.color import rgb_to_lab  # noqa: E402
 from colorization.evaluation import score_prepared  # noqa: E402
 from colorization.images import find_images, read_image  # noqa: E402
 from colorization.pipeline import load_colorizer, prepare  # noqa: E402
-from measure_weights import DATA, FOLDERS, held_out_files  # noqa: E402
+from measure_weights import DATA, FOLDERS, run_split  # noqa: E402
 
 
 def measure(colorizer, files, intensities) -> dict:
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--train-data", default=str(DATA / "train"), help="for the held-out photos")
     args = parser.parse_args()
     colorizer = load_colorizer(args.weights, device="cpu")
-    sets = {"held_out": held_out_files(args.weights, args.train_data)[0]}
+    sets = {"held_out": run_split(args.weights, args.train_data)[1]}
     sets.update({name: find_images([DATA / "eval" / name]) for name in FOLDERS})
     results = {"weights": args.weights, "render_size": colorizer.render_size, "folders": {}}
     print(f"| folder | s* | " + " | ".join(f"x{x:g}: dB / SSIM-gray / colour" for x in args.intensities) + " |")

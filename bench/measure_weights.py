@@ -87,20 +87,20 @@ def main() -> None:
         record(args.weights, reports)
 
 
-def held_out_files(weights: str, data: str) -> tuple[list[Path], dict]:
-    """The photos of ``data`` that the file's training run held out, and that run's config."""
+def run_split(weights: str, data: str) -> tuple[list[Path], list[Path], dict]:
+    """The photos of ``data`` that the file's training run trained on and held out, and its config."""
     training = read_metadata(weights).get("training") or {}
     # An interpolation's config is that of the runs it mixes; they share their split.
     config = training.get("config") or training["interpolated_from"][-1]["training"]["config"]
     # The run's own split rule (random share of DATA, or its val_data folders) over DATA on this machine.
-    _, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [data]}))
-    return val_files, config
+    train_files, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [data]}))
+    return train_files, val_files, config
 
 
 def held_out(args) -> None:
     """The training split's held-out photos, scored as ``train`` validates (128 px, model and gray)."""
     meta = read_metadata(args.weights)
-    val_files, config = held_out_files(args.weights, args.held_out)
+    _, val_files, config = run_split(args.weights, args.held_out)
     photos = decode_photos(val_files, config["image_size"], workers=2, progress=False)
     colorizer = load_colorizer(args.weights, device="cpu")
     scores = validate(colorizer.model, photos.images, torch.device("cpu"))
