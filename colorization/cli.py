@@ -141,9 +141,9 @@ def _evaluate(args) -> int:
     from .evaluation import evaluate, format_table
     from .pipeline import load_colorizer
 
-    colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
     if args.intensity < 0:
         raise ValueError("--intensity must be at least 0")
+    colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
     report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
     for error in report["errors"]:
