@@ -30,7 +30,7 @@ from colorization.images import find_images  # noqa: E402
 from colorization.data import decode_photos  # noqa: E402
 from colorization.pipeline import load_colorizer  # noqa: E402
 from colorization.train import TrainConfig, holdout_split, validate  # noqa: E402
-from colorization.weights import read_metadata, update_metadata  # noqa: E402
+from colorization.weights import read_metadata, training_config, update_metadata  # noqa: E402
 
 DATA = default_data_dir()
 FOLDERS = ["Kodak24", "McMaster18", "Sun_Hays80", "BSDS500_test", "imagenet_sample"]
@@ -89,9 +89,9 @@ def main() -> None:
 
 def run_split(weights: str, data: str) -> tuple[list[Path], list[Path], dict]:
     """The photos of ``data`` that the file's training run trained on and held out, and its config."""
-    training = read_metadata(weights).get("training") or {}
-    # An interpolation's config is that of the runs it mixes; they share their split.
-    config = training.get("config") or training["interpolated_from"][-1]["training"]["config"]
+    config = training_config(read_metadata(weights))
+    if not config:
+        raise SystemExit(f"{weights}: no training config in its metadata, so no split to rebuild")
     # The run's own split rule (random share of DATA, or its val_data folders) over DATA on this machine.
     train_files, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [data]}))
     return train_files, val_files, config

@@ -22,7 +22,7 @@ from .color import LAB_NORMALIZATION
 from .models import build_model, model_config
 
 __all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "update_metadata", "interpolate_weights",
-           "training_summary", "atomic_write", "FORMAT"]
+           "training_summary", "training_config", "atomic_write", "FORMAT"]
 
 FORMAT = "colorization-weights/1"
 PathLike = Union[str, os.PathLike]
@@ -165,3 +165,12 @@ def training_summary(meta: dict[str, Any]) -> str:
     return (f"{training.get('steps', '?')} steps of batch {training.get('batch_size', '?')} on "
             f"{training.get('train_photos', '?')} photos, {f'{seconds:.0f} s' if seconds else '? s'} on "
             f"{training.get('hardware', '?')}")
+
+
+def training_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``TrainConfig`` fields of the run that made a file; for an interpolation, its second part's
+    (the parts of a WiSE-FT mix are one run and its continuation, with one data split). Empty if unknown."""
+    training = meta.get("training") or {}
+    if "interpolated_from" in training:
+        return training_config(training["interpolated_from"][-1])
+    return training.get("config") or {}

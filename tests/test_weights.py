@@ -6,7 +6,7 @@ import torch
 
 from colorization.models import build_model
 from colorization.weights import (WeightsError, interpolate_weights, load_weights, read_metadata, save_weights,
-                                  training_summary, update_metadata)
+                                  training_config, training_summary, update_metadata)
 
 
 def test_round_trip_rebuilds_the_model_from_metadata_alone(tmp_path):
@@ -119,6 +119,8 @@ def test_interpolation_mixes_every_float_tensor_and_says_so(tmp_path):
     sources = meta["training"]["interpolated_from"]
     assert [(s["path"], s["weight"], s["title"]) for s in sources] == [(str(a), 0.75, "start"), (str(b), 0.25, "fine-tuned")]
     assert sources[1]["training"] == {"steps": 7} and meta["render_size"] == 160
+    assert training_config(meta) == {} and training_config({"training": {"config": {"seed": 3}}}) == {"seed": 3}
+    assert training_config({"training": {"interpolated_from": [{}, {"training": {"config": {"seed": 5}}}]}}) == {"seed": 5}
     for alpha, model in ((0.0, first), (1.0, second)):
         interpolate_weights(a, b, alpha, mid)
         x = torch.rand(1, 1, 32, 32) * 100
