@@ -48,6 +48,7 @@ _XYZ_FROM_RGB = [
 _WHITE_D65 = [0.95047, 1.0, 1.08883]
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
+_RUN = 1 << 20  # pixels converted at once by the numpy entry points
 
 
 def _matrix(inverse: bool, like: torch.Tensor) -> torch.Tensor:
@@ -106,21 +107,16 @@ def _lab_to_rgb_torch(lab: torch.Tensor, clip: bool) -> torch.Tensor:
 def _numpy_call(fn, x: np.ndarray, **kwargs) -> np.ndarray:
     # numpy convention: channels last, like scikit-image. Float32 stays float32 (big photos).
     dtype = np.float32 if x.dtype == np.float32 else np.float64
-    x = x.astype(dtype, copy=False)
-    if x.ndim < 3:  # a single pixel or a row of pixels
-        return _numpy_call(fn, x.reshape((1,) * (3 - x.ndim) + x.shape), **kwargs).reshape(x.shape)
+    pixels = x.astype(dtype, copy=False).reshape(-1, 3)
     out = None
-    # Every conversion is per pixel, so a big photo goes through in bands of rows: the
-    # temporaries then stay a few MB instead of several times the photo's size.
-    rows = max(1, (1 << 20) // max(1, int(np.prod(x.shape[-2:-1]))))
-    lead = x.reshape((-1,) + x.shape[-3:])
-    for i in range(lead.shape[0]):
-        for top in range(0, lead.shape[1], rows):
-            band = torch.from_numpy(np.ascontiguousarray(np.moveaxis(lead[i, top : top + rows], -1, 0)))
-            result = np.moveaxis(fn(band, **kwargs).numpy(), 0, -1)
-            if out is None:  # the function decides the output type (uint8 for display)
-                out = np.empty(lead.shape, dtype=result.dtype)
-            out[i, top : top + rows] = result
+    # Every conversion is per pixel, so a photo of any shape (a 1 x 40,000,000 strip included) goes
+    # through in runs of pixels: the temporaries stay a few MB instead of several times the photo's size.
+    for start in range(0, max(len(pixels), 1), _RUN):  # an empty array still gets its output type
+        run = torch.from_numpy(np.ascontiguousarray(pixels[start : start + _RUN].T))[:, None]  # (3, 1, n)
+        result = fn(run, **kwargs)[:, 0].T.numpy()
+        if out is None:  # the function decides the output type (uint8 for display)
+            out = np.empty(pixels.shape, dtype=result.dtype)
+        out[start : start + _RUN] = result
     return out.reshape(x.shape)
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "available_weights",
     "WEIGHTS_DIR",
     "DEFAULT_RENDER_SIZE",
+    "MAX_ASPECT",
+    "render_shape",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -39,6 +41,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 _PREFERRED = ("cnn.safetensors", "gan.safetensors", "fusion.safetensors", "classification.safetensors",
               "unet.safetensors")
 DEFAULT_RENDER_SIZE = 256
+# The network never sees more than render_size x (MAX_ASPECT * render_size) pixels: a photo longer than
+# that (a 1 x 10,000 strip) is rendered with a shorter short side instead of an unbounded long one.
+MAX_ASPECT = 4
 ImageLike = Union[Image.Image, np.ndarray]
 
 
@@ -82,8 +87,9 @@ def compose(l: np.ndarray, ab: np.ndarray, alpha: Optional[np.ndarray] = None) -
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
-    """The (h, w) the network sees: short side ``render_size``, aspect kept."""
-    scale = render_size / min(height, width)
+    """The (h, w) the network sees: short side ``render_size``, long side at most ``MAX_ASPECT`` times that,
+    aspect kept, so its cost is bounded whatever the photo's shape."""
+    scale = min(render_size / min(height, width), MAX_ASPECT * render_size / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 

@@ -1,6 +1,9 @@
+import io
+
 import numpy as np
+import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from colorization.data import decode_photos, is_grayish, random_resized_crop, split_files
 
@@ -13,6 +16,24 @@ def test_gray_and_tinted_photos_are_recognised(eval_photos):
     assert is_grayish(gray)
     sepia = gray * np.array([1.0, 0.85, 0.65], np.float32)
     assert is_grayish(sepia)
+
+
+@pytest.mark.parametrize("black, mid, white", [("#2b1a0e", None, "#f5e6c8"), ("black", "#a0784c", "white"),
+                                               ("#0a1a3a", None, "#e0f0ff"), ("#001030", "#3a6ea5", "white")])
+def test_toned_old_photos_are_gray_photos_to_colorize(eval_photos, black, mid, white):
+    # Sepia and cyanotype tone curves change hue with lightness, and JPEG adds chroma noise at edges.
+    gray = Image.open(eval_photos[1]).convert("L")
+    toned = ImageOps.colorize(gray, black=black, white=white, mid=mid)
+    buffer = io.BytesIO()
+    toned.save(buffer, "JPEG", quality=70)
+    assert is_grayish(np.asarray(Image.open(buffer).convert("RGB")))
+    assert not is_grayish(np.asarray(Image.open(eval_photos[1]).convert("RGB")))
+
+
+def test_extreme_shapes_are_checked_on_a_bounded_sample():
+    strip = np.zeros((1, 4_000_000, 3), np.uint8)
+    strip[..., 0] = 200
+    assert not is_grayish(strip) and is_grayish(strip[..., :1].repeat(3, axis=2))
 
 
 def test_decode_skips_unreadable_and_gray_photos_and_names_them(tmp_path, train_photos):

@@ -1,4 +1,6 @@
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ from PIL import Image
 
 from colorization import ImageError, read_image
 from colorization.color import rgb_to_lab
-from colorization.pipeline import prepare
+from colorization.pipeline import MAX_ASPECT, prepare, render_shape
 
 
 def _l(img: Image.Image) -> np.ndarray:
@@ -102,3 +104,30 @@ def test_8000x8000_gray_photo_within_memory(colorizer):
     big[::2] = 200
     out = colorizer(Image.fromarray(big), render_size=64)
     assert out.size == (8000, 8000)
+
+
+@pytest.mark.parametrize("height, width", [(1, 10_000), (10_000, 1), (3, 200_000)])
+def test_extreme_shapes_bound_the_network_input(height, width):
+    # A 1 x 10,000 strip once became a 128 x 1,280,000 network input and a 14 GB process.
+    for size in (32, 256, 512):
+        h, w = render_shape(height, width, size)
+        assert max(h, w) <= MAX_ASPECT * size and min(h, w) <= size
+
+
+def test_a_long_strip_is_colorized_within_a_memory_bound(weights_file, tmp_path):
+    # In a child process, so ru_maxrss is this colorization's peak alone: a 1 x 10,000 PNG (13 KB, the file
+    # that killed the server) and a 2 x 2,000,000 one, at the largest render size the app offers.
+    script = f"""
+import resource, numpy as np, torch
+from PIL import Image
+from colorization import load_colorizer
+torch.set_num_threads(1)
+colorizer = load_colorizer({str(weights_file)!r}, device="cpu")
+for shape in [(1, 10_000), (2, 2_000_000)]:
+    out = colorizer(np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8), render_size=512)
+    assert out.size == shape[::-1], out.size
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) < 1500, f"peak {done.stdout.split()[-1]} MB"
