@@ -120,7 +120,7 @@ def _colorize(args) -> int:
 
 
 def _train(args) -> int:
-    from .train import TrainConfig, train
+    from .train import TrainConfig, TrainingIOError, train
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "resume")}
     try:
@@ -131,7 +131,10 @@ def _train(args) -> int:
             raise ValueError(f"unknown model {config.model!r}; known models: {', '.join(sorted(MODELS))}")
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    best = train(config, resume=args.resume)
+    try:
+        best = train(config, resume=args.resume)
+    except TrainingIOError as exc:  # main does not import the trainer, so it cannot name this class
+        raise CLIError(str(exc)) from None
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
         print(f"best weights: {best}")
     return 0
@@ -185,10 +188,11 @@ def _interpolate(args) -> int:
 
 def _info(args) -> int:
     from .pipeline import default_weights
-    from .weights import read_metadata
+    from .weights import load_weights
 
     path = args.weights or default_weights()
-    print(json.dumps({"path": str(path), **read_metadata(path)}, indent=2))
+    _, meta = load_weights(path, "cpu")  # the metadata of a file that loads: info refuses what loading refuses
+    print(json.dumps({"path": str(path), **meta}, indent=2))
     return 0
 
 

@@ -6,16 +6,18 @@ ends as one :class:`ImageError` that names the path and says what is wrong.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
 from typing import IO, Iterable, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "ImageError",
+    "ImageWarning",
     "IMAGE_EXTENSIONS",
     "MAX_MEGAPIXELS",
     "find_images",
@@ -38,6 +40,10 @@ class ImageError(ValueError):
     """A file or array that cannot be used as a photo; the message says why."""
 
 
+class ImageWarning(UserWarning):
+    """A photo that was used, but not all of it as stored (only the first frame, an ignored colour profile)."""
+
+
 def find_images(paths: Iterable[PathLike]) -> list[Path]:
     """Expand files and folders (recursively) into a sorted list of image paths.
 
@@ -58,10 +64,10 @@ def find_images(paths: Iterable[PathLike]) -> list[Path]:
 
 
 def read_image(source: Union[PathLike, IO[bytes]], max_megapixels: float = MAX_MEGAPIXELS) -> Image.Image:
-    """Open and fully decode an image with its EXIF orientation applied.
+    """Open and fully decode an image with its EXIF orientation applied and its colour profile converted to sRGB.
 
     Raises :class:`ImageError` for a non-image, a truncated or corrupt file, an empty image, or one
-    over ``max_megapixels``.
+    over ``max_megapixels``; warns (:class:`ImageWarning`) when only the first of several frames is used.
     """
     name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "image")
     try:
@@ -69,6 +75,7 @@ def read_image(source: Union[PathLike, IO[bytes]], max_megapixels: float = MAX_M
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(source)
             check_size(img.size, max_megapixels, name)
+            frames = getattr(img, "n_frames", 1)
             img.load()  # decode now: a truncated file fails here, not later inside the model
             img = ImageOps.exif_transpose(img)
     except ImageError:
@@ -81,7 +88,37 @@ def read_image(source: Union[PathLike, IO[bytes]], max_megapixels: float = MAX_M
         raise ImageError(f"{name}: no such file") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
-    return img
+    if frames > 1:
+        warnings.warn(f"{name}: holds {frames} frames (an animation or several pages); only the first is used",
+                      ImageWarning, stacklevel=2)
+    return _to_srgb(img, name)
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _to_srgb(img: Image.Image, name: str) -> Image.Image:
+    """Convert an embedded ICC profile (Display P3, Adobe RGB, a gray or CMYK profile) to sRGB pixels.
+
+    The pipeline's Lab assumes sRGB; a phone's P3 photo read as sRGB would be scored on the wrong colours.
+    """
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return img
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+            return img  # already what the pipeline assumes: skip a no-op transform
+        alpha = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else None
+        source = img.convert({"LA": "L", "PA": "RGB", "P": "RGB", "RGBA": "RGB"}.get(img.mode, img.mode))
+        converted = ImageCms.profileToProfile(source, profile, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        # Browsers show a photo with an unusable profile as sRGB; so do we, and say so.
+        warnings.warn(f"{name}: colour profile not applied, read as sRGB ({exc})", ImageWarning, stacklevel=3)
+        return img
+    if alpha is not None:
+        converted.putalpha(alpha)
+    return converted
 
 
 def check_size(size: tuple[int, int], max_megapixels: float, name: str = "image") -> None:
@@ -138,7 +175,7 @@ def to_rgb_array(image: Union[Image.Image, np.ndarray], max_megapixels: float = 
     """
     if isinstance(image, Image.Image):
         check_size(image.size, max_megapixels)
-        arr = _pil_to_array(image)
+        arr = _pil_to_array(_to_srgb(image, "image"))  # a photo opened by the caller may still carry a profile
     elif isinstance(image, np.ndarray):
         arr = image
     else:

@@ -56,12 +56,13 @@ class _Colorizer(nn.Module):
         """The last 1x1 conv: 2 channels (normalised ab) or one logit per ab bin."""
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; known: {', '.join(OUTPUTS)}")
-        if temperature <= 0:
+        if not temperature > 0:  # also refuses NaN, which JSON metadata can hold
             raise ValueError("temperature must be positive")
         self.output, self.temperature = output, temperature
         if output == "regression":
             return nn.Conv2d(channels, 2, 1)
-        bins = ab_bins()
+        with torch.device("cpu"):  # the bins need data-dependent ops, which a meta-device build cannot run
+            bins = ab_bins()
         # Buffers, so the bins and the training set's colour prior travel inside the weights file.
         self.register_buffer("ab_bins", bins)
         self.register_buffer("class_prior", torch.full((len(bins),), 1.0 / len(bins)))
@@ -97,6 +98,8 @@ class UNetColorizer(_Colorizer):
     def __init__(self, base_channels: int = 32, depth: int = 4, max_channels: int = 256,
                  output: str = "regression", temperature: float = 0.38):
         super().__init__()
+        if not 0 <= depth <= 8:  # a hostile weights file must not make 2**depth or the module list huge
+            raise ValueError(f"depth must lie in [0, 8], got {depth}")
         self.stride = 2**depth
         widths = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
         self.stem = nn.Sequential(ConvBNReLU(1, widths[0]), ConvBNReLU(widths[0], widths[0]))

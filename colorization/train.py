@@ -11,13 +11,16 @@ uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import platform
 import random
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -40,7 +43,8 @@ from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
 from .weights import atomic_write, load_weights, save_weights
 
-__all__ = ["TrainConfig", "train", "train_step", "validate", "selection_score", "holdout_split", "LOSSES"]
+__all__ = ["TrainConfig", "TrainingIOError", "train", "train_step", "validate", "selection_score", "holdout_split",
+           "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +199,31 @@ def _schedule(config: TrainConfig):
     return factor
 
 
+class TrainingIOError(OSError):
+    """The run's output could not be written (full disk, read-only folder, a file in the way)."""
+
+
+@contextmanager
+def _writing(path: Path):
+    """Turn a failed write into one error naming the file and the cause, instead of a traceback from torch."""
+    try:
+        yield
+    except OSError as exc:
+        raise TrainingIOError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _check_out_dir(out: Path) -> None:
+    """Fail before the slow decoding if ``out`` cannot be created or written to."""
+    with _writing(out):
+        in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way:
+            raise NotADirectoryError(errno.ENOTDIR, f"{in_the_way} is a file, not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+
+
 def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
+    with _writing(path), open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
 
@@ -205,8 +232,15 @@ def _truncate_log(path: Path, step: int) -> None:
     """On resume, drop log lines written after the checkpoint (they will be written again)."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in lines)))
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                lines.append(line)
+        except ValueError:  # a line torn by a full disk or a kill
+            pass
+    with _writing(path):
+        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in lines)))
 
 
 def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, config: TrainConfig,
@@ -304,15 +338,19 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
 
     Writes to ``config.out_dir``: ``log.jsonl`` (train and validation records), ``checkpoint.pt``
     (atomic, for ``resume``) and ``best.safetensors``. Under ``torchrun`` each process trains on its
-    own shard of the photos with DistributedDataParallel and only rank 0 writes.
+    own shard of the photos with DistributedDataParallel and only rank 0 writes. A write that fails
+    raises :class:`TrainingIOError`; ``resume`` without a checkpoint raises ``FileNotFoundError``.
     """
     from tqdm.auto import tqdm
 
     rank, world, device = _distributed(config.device)
     main_process = rank == 0
     out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path, best_path = out / "checkpoint.pt", out / "log.jsonl", out / "best.safetensors"
+    if resume and not ckpt_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {ckpt_path}; run without --resume to start")
+    if main_process:  # only rank 0 writes
+        _check_out_dir(out)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -363,7 +401,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     step, best, elapsed = 0, {"score": -math.inf, "step": 0, "val": None}, 0.0
 
-    if resume and ckpt_path.exists():
+    if resume:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -381,7 +419,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             _truncate_log(log_path, step)
         log.info("resumed from %s at step %d", ckpt_path, step)
     elif main_process:
-        log_path.unlink(missing_ok=True)
+        with _writing(log_path):
+            log_path.unlink(missing_ok=True)
 
     # DDP averages gradients across processes; the unwrapped ``model`` is what gets saved.
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
@@ -409,83 +448,85 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         }
 
     render_size = config.render_size or int(init_meta.get("render_size", DEFAULT_RENDER_SIZE))
-    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not show)
     t_last, n_last = time.perf_counter(), 0
     # The budget is fitted on steps 20-100 of the phase that lasts (a GAN's joint phase costs more
     # per step than its critic-only start).
     offset = config.d_pretrain_steps if config.gan else 0
     budget_from, budget_at = (offset + 20, offset + 100) if config.steps > offset + 100 else (0, 0)
     t_loop = t_budget = time.perf_counter()
-    while step < config.steps:
-        t0 = time.perf_counter()
-        model.train()
-        idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed + 7919 * rank).to(device)
-        gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step + 7919 * rank)
-        if discriminator is None:
-            losses = {"loss": train_step(forward, optimizer, train_images[idx], config, gen)}
-        else:
-            critic_only = step < config.d_pretrain_steps
-            losses = gan_step(forward, discriminator, None if critic_only else optimizer, opt_d,
-                              train_images[idx], config, gen)
-        generator_stepped = discriminator is None or "loss_g_l1" in losses
-        if generator_stepped:
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-        step += 1
-        elapsed += time.perf_counter() - t0
-        n_last += idx.numel() * world
-        if config.time_budget_s > 0 and step == budget_from:
-            t_budget = time.perf_counter()
-        if config.time_budget_s > 0 and step == budget_at:
-            # Seconds per step measured after warm-up (cudnn autotuning, compilation); 8 % is left
-            # for validation and checkpoints. The schedule reads config.steps, so it adapts too.
-            per_step = (time.perf_counter() - t_budget) / (budget_at - budget_from)
-            left = config.time_budget_s - (time.perf_counter() - t_loop)
-            fits = step + max(int(0.92 * left / per_step), 1)
-            if world > 1:  # every rank must stop at the same step
-                agreed = torch.tensor([fits], device=device)
-                dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
-                fits = int(agreed.item())
-            if fits < config.steps:
-                config.steps = fits
-                bar.total = fits
-            if main_process:
-                _append_jsonl(log_path, {"step": step, "steps_for_budget": config.steps,
-                                         "seconds_per_step": round(per_step, 5)})
-        if main_process and (step % config.log_every == 0 or step == config.steps):
-            rate = n_last / max(time.perf_counter() - t_last, 1e-9)
-            t_last, n_last = time.perf_counter(), 0
-            values = {k: round(v.item(), 6) for k, v in losses.items()}
-            _append_jsonl(log_path, {"step": step, **values, "lr": scheduler.get_last_lr()[0],
-                                     "images_per_s": round(rate, 1)})
-            bar.set_postfix(**{k.replace("loss_", ""): f"{v:.4f}" for k, v in values.items()}, img_s=f"{rate:.0f}")
-        bar.update(1)
+    # A context, so that an error is printed below a closed bar, not glued to its line.
+    with tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not show) as bar:
+        while step < config.steps:
+            t0 = time.perf_counter()
+            model.train()
+            idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed + 7919 * rank).to(device)
+            gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step + 7919 * rank)
+            if discriminator is None:
+                losses = {"loss": train_step(forward, optimizer, train_images[idx], config, gen)}
+            else:
+                critic_only = step < config.d_pretrain_steps
+                losses = gan_step(forward, discriminator, None if critic_only else optimizer, opt_d,
+                                  train_images[idx], config, gen)
+            generator_stepped = discriminator is None or "loss_g_l1" in losses
+            if generator_stepped:
+                scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+            step += 1
+            elapsed += time.perf_counter() - t0
+            n_last += idx.numel() * world
+            if config.time_budget_s > 0 and step == budget_from:
+                t_budget = time.perf_counter()
+            if config.time_budget_s > 0 and step == budget_at:
+                # Seconds per step measured after warm-up (cudnn autotuning, compilation); 8 % is left
+                # for validation and checkpoints. The schedule reads config.steps, so it adapts too.
+                per_step = (time.perf_counter() - t_budget) / (budget_at - budget_from)
+                left = config.time_budget_s - (time.perf_counter() - t_loop)
+                fits = step + max(int(0.92 * left / per_step), 1)
+                if world > 1:  # every rank must stop at the same step
+                    agreed = torch.tensor([fits], device=device)
+                    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+                    fits = int(agreed.item())
+                if fits < config.steps:
+                    config.steps = fits
+                    bar.total = fits
+                if main_process:
+                    _append_jsonl(log_path, {"step": step, "steps_for_budget": config.steps,
+                                             "seconds_per_step": round(per_step, 5)})
+            if main_process and (step % config.log_every == 0 or step == config.steps):
+                rate = n_last / max(time.perf_counter() - t_last, 1e-9)
+                t_last, n_last = time.perf_counter(), 0
+                values = {k: round(v.item(), 6) for k, v in losses.items()}
+                _append_jsonl(log_path, {"step": step, **values, "lr": scheduler.get_last_lr()[0],
+                                         "images_per_s": round(rate, 1)})
+                bar.set_postfix(**{k.replace("loss_", ""): f"{v:.4f}" for k, v in values.items()}, img_s=f"{rate:.0f}")
+            bar.update(1)
 
-        if main_process and (step % config.val_every == 0 or step == config.steps) and len(val_set.files):
-            averaged = ema.module if ema is not None else model
-            val = validate(averaged, val_set.images, device)
-            _append_jsonl(log_path, {"step": step, "val": val})
-            score = selection_score(val, config, model.output)
-            if score > best["score"]:
-                best = {"score": score, "step": step, "val": val}
-                save_weights(best_path, averaged, {
-                    "title": config.title or f"{model_config(model)['name']} ({step} steps)",
-                    "render_size": render_size,
-                    "training": training_info(step),
-                    "metrics": {"validation": val},
-                })
-            t_last, n_last = time.perf_counter(), 0  # validation time is not training throughput
-        if main_process and (step % config.checkpoint_every == 0 or step == config.steps):
-            state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "best": best, "elapsed": elapsed, "steps": config.steps,
-                     "config": asdict(config)}
-            if ema is not None:
-                state["ema"] = ema.state_dict()
-            if discriminator is not None:
-                state["discriminator"], state["opt_d"] = discriminator.state_dict(), opt_d.state_dict()
-            atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
-    bar.close()
+            if main_process and (step % config.val_every == 0 or step == config.steps) and len(val_set.files):
+                averaged = ema.module if ema is not None else model
+                val = validate(averaged, val_set.images, device)
+                _append_jsonl(log_path, {"step": step, "val": val})
+                score = selection_score(val, config, model.output)
+                if score > best["score"]:
+                    best = {"score": score, "step": step, "val": val}
+                    with _writing(best_path):
+                        save_weights(best_path, averaged, {
+                            "title": config.title or f"{model_config(model)['name']} ({step} steps)",
+                            "render_size": render_size,
+                            "training": training_info(step),
+                            "metrics": {"validation": val},
+                        })
+                t_last, n_last = time.perf_counter(), 0  # validation time is not training throughput
+            if main_process and (step % config.checkpoint_every == 0 or step == config.steps):
+                state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "best": best, "elapsed": elapsed, "steps": config.steps,
+                         "config": asdict(config)}
+                if ema is not None:
+                    state["ema"] = ema.state_dict()
+                if discriminator is not None:
+                    state["discriminator"], state["opt_d"] = discriminator.state_dict(), opt_d.state_dict()
+                with _writing(ckpt_path):
+                    atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
     if world > 1:
         # Record that every process ended with the same weights (DDP's promise, checked).
         sums: list = [None] * world
@@ -494,9 +535,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             _append_jsonl(log_path, {"step": step, "rank_checksums": sums})
         dist.barrier()
     if main_process and not best_path.exists():  # no validation photos: export the final weights instead
-        save_weights(best_path, ema.module if ema is not None else model, {
-            "title": config.title or model_config(model)["name"], "render_size": render_size,
-            "training": training_info(step), "metrics": {}})
+        with _writing(best_path):
+            save_weights(best_path, ema.module if ema is not None else model, {
+                "title": config.title or model_config(model)["name"], "render_size": render_size,
+                "training": training_info(step), "metrics": {}})
     if world > 1:
         # Both ranks leave together: a rank that tears down gloo while its peer still talks can abort.
         dist.barrier()

@@ -7,6 +7,7 @@ normalisation, the default render size, and what it was trained on and how well 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -33,13 +34,26 @@ class WeightsError(ValueError):
 
 
 def atomic_write(path: PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: a crash never leaves a half-written file."""
+    """Call ``write(tmp_path)`` then rename over ``path``: a crash never leaves a half-written file.
+
+    A full disk raises ``OSError(ENOSPC)`` whatever error the writer itself raised.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError:
+            raise
+        except Exception as exc:
+            # torch.save and safetensors report a full disk as their own errors ("unexpected pos 576
+            # vs 534"); when the failed write left the disk (nearly) full, say so as an OSError.
+            disk = os.statvfs(path.parent)
+            if disk.f_bavail * disk.f_frsize < 2**20:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+            raise
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -74,8 +88,14 @@ def save_weights(path: PathLike, model: nn.Module, info: dict[str, Any], half: b
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
+# A bound on what a file may ask the loader to allocate; the shipped models have 2-4 M parameters.
+MAX_PARAMETERS = 100_000_000
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+_INT_DTYPES = {"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
+
+
 def read_metadata(path: PathLike) -> dict[str, Any]:
-    """The decoded metadata of a weights file; raises :class:`WeightsError` if it is not one."""
+    """The decoded, checked metadata of a weights file; raises :class:`WeightsError` if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
@@ -85,33 +105,88 @@ def read_metadata(path: PathLike) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a valid safetensors weights file ({exc})") from None
     if raw.get("format") != FORMAT:
-        raise WeightsError(f"{path}: not a colorization weights file (metadata format {raw.get('format')!r})")
+        raise WeightsError(f"{path}: not a colorization weights file (metadata format {raw.get('format')!r:.80})")
     try:
-        return {k: (json.loads(v) if k != "format" else v) for k, v in raw.items()}
-    except json.JSONDecodeError as exc:
-        raise WeightsError(f"{path}: corrupt metadata ({exc})") from None
+        meta = {k: (json.loads(v) if k != "format" else v) for k, v in raw.items()}
+    except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting is a RecursionError
+        raise WeightsError(f"{path}: corrupt metadata ({type(exc).__name__}: {exc})") from None
+    _check_metadata(path, meta)
+    return meta
+
+
+def _check_metadata(path: Path, meta: dict[str, Any]) -> None:
+    """Refuse metadata whose fields have the wrong type or value: callers index them without checks."""
+    model = meta.get("model")
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("args"), dict)):
+        raise WeightsError(f"{path}: metadata 'model' must be an object with a string 'name' and an object 'args', "
+                           f"got {model!r:.80}")
+    if "lab" not in meta:
+        raise WeightsError(f"{path}: metadata has no 'lab' (the Lab normalisation it was trained with)")
+    if meta["lab"] != LAB_NORMALIZATION:
+        raise WeightsError(f"{path}: trained with Lab normalisation {meta['lab']!r:.120}, "
+                           f"this library uses {LAB_NORMALIZATION}")
+    size = meta.get("render_size", 32)
+    if not (type(size) is int and 32 <= size <= 2048 and size % 32 == 0):
+        raise WeightsError(f"{path}: metadata 'render_size' must be a multiple of 32 in [32, 2048], got {size!r:.80}")
+    if not isinstance(meta.get("title", ""), str):
+        raise WeightsError(f"{path}: metadata 'title' must be a string, got {meta['title']!r:.80}")
+    for key in ("training", "metrics"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise WeightsError(f"{path}: metadata {key!r} must be an object, got {meta[key]!r:.80}")
+
+
+def _check_tensors(path: Path, meta: dict[str, Any]) -> None:
+    """Compare the model the metadata describes with the file's tensor names, shapes and dtypes.
+
+    The model is built on the meta device and the tensors are not read, so no file can make this allocate.
+    """
+    try:
+        with torch.device("meta"):
+            expected = build_model(meta["model"]["name"], **meta["model"]["args"]).state_dict()
+    except Exception as exc:  # arguments from a file can fail in any way; each means the file is unusable
+        raise WeightsError(f"{path}: cannot rebuild its model ({type(exc).__name__}: {exc})") from None
+    count = sum(v.numel() for v in expected.values())
+    if count > MAX_PARAMETERS:
+        raise WeightsError(f"{path}: its model would have {count:,} parameters, more than the {MAX_PARAMETERS:,} "
+                           "this loader accepts")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            found = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{path}: cannot read its tensor list ({exc})") from None
+    mismatch = f"{path}: weights do not match the model in its metadata"
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    if missing or unexpected:
+        raise WeightsError(f"{mismatch} ({len(missing)} tensors missing, e.g. {missing[:3]}; "
+                           f"{len(unexpected)} unexpected, e.g. {unexpected[:3]})")
+    for key, target in expected.items():
+        dtype, shape = found[key]
+        if list(shape) != list(target.shape):
+            raise WeightsError(f"{mismatch} (tensor {key} has shape {list(shape)}, "
+                               f"the model needs {list(target.shape)})")
+        if dtype not in (_FLOAT_DTYPES if target.is_floating_point() else _INT_DTYPES):
+            raise WeightsError(f"{mismatch} (tensor {key} has dtype {dtype}, the model needs {target.dtype})")
 
 
 def load_weights(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model described by the file's metadata and load it with ``strict=True`` (eval mode)."""
+    """Rebuild the model described by the file's metadata and load it with ``strict=True`` (eval mode).
+
+    Everything wrong with a file, hostile or damaged, raises :class:`WeightsError` before anything large is allocated.
+    """
+    path = Path(path)
     meta = read_metadata(path)
-    if meta["lab"] != LAB_NORMALIZATION:
-        raise WeightsError(f"{path}: trained with Lab normalisation {meta['lab']}, this library uses {LAB_NORMALIZATION}")
-    try:
-        model = build_model(meta["model"]["name"], **meta["model"]["args"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"{path}: cannot rebuild its model ({exc})") from None
+    _check_tensors(path, meta)
+    model = build_model(meta["model"]["name"], **meta["model"]["args"])
+    target = model.state_dict()
     try:
         with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
-        target = model.state_dict()
-        state = {k: v.to(target[k].dtype) if k in target else v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+            state = {k: f.get_tensor(k).to(target[k].dtype) for k in f.keys()}
     except (SafetensorError, OSError, RuntimeError) as exc:
-        raise WeightsError(f"{path}: weights do not match the model in its metadata ({exc})") from None
+        raise WeightsError(f"{path}: cannot read its tensors ({exc})") from None
     for name, value in state.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise WeightsError(f"{path}: tensor {name} holds NaN or infinite values")
+    model.load_state_dict(state, strict=True)  # names and shapes were checked above; strict all the same
     return model.to(device).eval(), meta
 
 

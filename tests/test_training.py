@@ -1,5 +1,11 @@
-"""Training end to end on real photos: the loss falls, a killed run resumes exactly, the CLI works."""
+"""Training end to end on real photos: the loss falls, a killed run resumes exactly, the CLI works.
 
+Output that cannot be written (a file in the way, a read-only folder, a full disk) ends in one clear line.
+"""
+
+import builtins
+import errno
+import importlib
 import json
 import os
 import signal
@@ -7,13 +13,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 import pytest
 
+import colorization.weights
+from colorization.cli import main
 from colorization.train import TrainConfig, holdout_split, train
-from colorization.weights import load_weights
+from colorization.weights import atomic_write, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,3 +132,127 @@ def test_classification_run_learns_its_prior_and_a_time_budget_cuts_its_steps(tm
     prior = model.class_prior
     assert torch.isclose(prior.sum(), torch.tensor(1.0), atol=1e-4) and prior.max() > 5 / len(prior)
     assert list((tmp_path / "cache").glob("photos32-color-*.safetensors"))
+
+
+@pytest.fixture
+def tiny_photos(tmp_path) -> list[Path]:
+    """Six small random colour photos, so the I/O tests need no shared data."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos").mkdir()
+    paths = [tmp_path / "photos" / f"{i}.png" for i in range(6)]
+    for path in paths:
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+    return paths
+
+
+def _main_args(out_dir: Path, photos, *extra: str) -> list[str]:
+    """``cli.main`` arguments for a 2-step run that writes its log, weights and checkpoint."""
+    return _cli_train(out_dir, photos, "--steps", "2", "--val-every", "2", "--checkpoint-every", "2", *extra)[3:]
+
+
+def _assert_one_error_line(capsys, status: int, path: Path, cause: str) -> None:
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1, err
+    assert str(path) in errors[0] and cause in errors[0], errors[0]
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if training gets as far as decoding photos: these errors must come first."""
+    def decode(*args, **kwargs):
+        raise AssertionError("photos were decoded before the output folder was checked")
+
+    # importlib: the package's ``train`` attribute is the function, not the module
+    monkeypatch.setattr(importlib.import_module("colorization.train"), "decode_photos", decode)
+
+
+def _refuse_writes(monkeypatch, under: Path, code: int) -> None:
+    """Opening a file for writing at or under ``under`` fails with ``code``, as on a read-only or full disk."""
+    real_os_open, real_open = os.open, builtins.open
+
+    def refuse(path) -> None:
+        if str(path).startswith(str(under)):
+            raise OSError(code, os.strerror(code), str(path))
+
+    def os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def open_(file, mode="r", *args, **kwargs):
+        if set(mode) & set("wax+"):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+@pytest.mark.parametrize("where", ["is_a_file", "under_a_file"])
+def test_an_output_folder_blocked_by_a_file_is_one_error_line(tmp_path, tiny_photos, capsys, no_decoding, where):
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" if where == "is_a_file" else tmp_path / "file" / "run"
+    _assert_one_error_line(capsys, main(_main_args(out, tiny_photos)), out, "is a file, not a folder")
+
+
+@pytest.mark.parametrize("how", ["chmod", "simulated"])
+def test_a_read_only_output_folder_is_one_error_line(tmp_path, tiny_photos, capsys, monkeypatch, no_decoding, how):
+    out = tmp_path / "run"
+    out.mkdir()
+    if how == "chmod":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders; the simulated case covers this")
+        out.chmod(0o555)
+    else:
+        _refuse_writes(monkeypatch, out, errno.EROFS)
+    try:
+        status = main(_main_args(out, tiny_photos))
+    finally:
+        out.chmod(0o755)
+    cause = "Permission denied" if how == "chmod" else "Read-only file system"
+    _assert_one_error_line(capsys, status, out, cause)
+
+
+@pytest.mark.parametrize("file", ["log.jsonl", "best.safetensors", "checkpoint.pt"])
+def test_a_full_disk_during_training_is_one_error_line(tmp_path, tiny_photos, capsys, monkeypatch, file):
+    out = tmp_path / "run"
+    if file == "log.jsonl":
+        _refuse_writes(monkeypatch, out / file, errno.ENOSPC)
+    else:
+        # As on a real full disk: torch and safetensors raise errors of their own, and no space is left.
+        def torch_save(obj, path):
+            Path(path).write_bytes(b"partial")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+        def save_file(tensors, path, metadata=None):
+            from safetensors import SafetensorError
+
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+        if file == "checkpoint.pt":
+            monkeypatch.setattr(torch, "save", torch_save)
+        else:
+            monkeypatch.setattr(colorization.weights, "save_file", save_file)
+        monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=0, f_frsize=4096))
+    status = main(_main_args(out, tiny_photos))
+    _assert_one_error_line(capsys, status, out / file, "No space left on device")
+    assert not list(out.glob(".*.tmp"))  # no half-written file left behind
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path, tiny_photos, capsys, no_decoding):
+    out = tmp_path / "run"
+    status = main(_main_args(out, tiny_photos, "--resume"))
+    _assert_one_error_line(capsys, status, out / "checkpoint.pt", "run without --resume")
+
+
+def test_a_writer_failing_with_space_left_keeps_its_own_error(tmp_path):
+    def write(tmp):
+        raise RuntimeError("a bug, not a full disk")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        atomic_write(tmp_path / "x.pt", write)
+    assert list(tmp_path.iterdir()) == []

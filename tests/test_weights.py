@@ -1,9 +1,11 @@
 import json
 import struct
+import time
 
 import pytest
 import torch
 
+from colorization.cli import main
 from colorization.models import build_model
 from colorization.weights import (WeightsError, interpolate_weights, load_weights, read_metadata, save_weights,
                                   training_config, training_summary, update_metadata)
@@ -149,3 +151,85 @@ def test_training_summary_reads_a_run_and_an_interpolation(tmp_path):
     interpolate_weights(a, b, 0.5, mid)
     assert training_summary(read_metadata(mid)) == (
         "0.5 x [30 steps of batch 8 on 14 photos, 12 s on cpu] + 0.5 x [no training record]")
+
+
+def _tampered(tmp_path, meta=None, tensors=None):
+    """A copy of a small real weights file with metadata entries replaced (None deletes one, bytes are written
+    as they are, anything else as JSON) or its tensors changed by ``tensors(state)``."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(_weights(tmp_path)), framework="pt") as f:
+        raw, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    for key, value in (meta or {}).items():
+        if value is None:
+            del raw[key]
+        else:
+            raw[key] = value.decode() if isinstance(value, bytes) else json.dumps(value)
+    if tensors:
+        tensors(state)
+    path = tmp_path / "tampered.safetensors"
+    save_file(state, str(path), metadata=raw)
+    return path
+
+
+def _refused_by_info(path, capsys) -> str:
+    """``info`` exits 2 with exactly one ``error:`` line; returns that line."""
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("args", [{"base_channels": 20000, "depth": 2, "max_channels": 20000},  # ~10 G parameters
+                                  {"base_channels": 8, "depth": 10**9}])
+def test_metadata_asking_for_a_huge_model_is_refused_fast_without_allocating(tmp_path, capsys, args):
+    path = _tampered(tmp_path, {"model": {"name": "unet", "args": args}})
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match="tampered.safetensors"):
+        load_weights(path)
+    assert time.perf_counter() - start < 5
+    _refused_by_info(path, capsys)
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"model": {"name": "unet", "args": {"base_channels": -8, "depth": 2}}}, "cannot rebuild"),
+    ({"model": {"name": "unet", "args": {"depth": -1}}}, "cannot rebuild"),
+    ({"model": {"name": "unet", "args": {"temperature": float("nan")}}}, "cannot rebuild"),
+    ({"model": {"name": "resnet", "args": {}}}, "unknown model"),
+    ({"model": "unet"}, "'model' must be"),
+    ({"model": {"name": "unet", "args": [8, 2]}}, "'model' must be"),
+    ({"lab": None}, "no 'lab'"),
+    ({"lab": {"l_center": 50.0, "l_scale": 100.0, "ab_scale": 110.0}}, "Lab normalisation"),
+    ({"render_size": 100}, "render_size"),
+    ({"render_size": 4096}, "render_size"),
+    ({"render_size": "160"}, "render_size"),
+    ({"title": 5}, "'title' must be"),
+    ({"training": [1]}, "'training' must be"),
+    ({"model": b"[" * 100_000}, "corrupt metadata"),
+])
+def test_bad_metadata_is_one_clear_error_for_load_and_info(tmp_path, capsys, meta, message):
+    path = _tampered(tmp_path, meta)
+    with pytest.raises(WeightsError, match=message):
+        load_weights(path)
+    assert message in _refused_by_info(path, capsys)
+
+
+def _set(key, value):
+    return lambda state: state.update({key: value(state[key])})
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("head.weight", lambda v: torch.full_like(v, float("nan"))), "NaN"),
+    (_set("head.weight", lambda v: torch.zeros(3, *v.shape[1:], dtype=v.dtype)), "has shape"),
+    (_set("head.weight", lambda v: v.to(torch.int32)), "has dtype"),
+    (_set("stem.0.1.num_batches_tracked", lambda v: v.float()), "has dtype"),
+    (lambda state: state.pop("head.bias"), "missing"),
+    (lambda state: state.update(extra=torch.zeros(2)), "unexpected"),
+])
+def test_bad_tensors_are_refused_by_load_and_info(tmp_path, capsys, change, message):
+    path = _tampered(tmp_path, tensors=change)
+    with pytest.raises(WeightsError, match=message):
+        load_weights(path)
+    assert message in _refused_by_info(path, capsys)
