@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import typing
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -114,7 +115,7 @@ def _colorize(args) -> int:
     for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size):
         if isinstance(result, Exception):
             failed += 1
-            print(f"error: {result}", file=sys.stderr)
+            _say(f"error: {result}")
     print(f"colorized {len(files) - failed} of {len(files)} photos into {args.out_dir}")
     return 1 if failed else 0
 
@@ -150,7 +151,7 @@ def _evaluate(args) -> int:
     report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
     for error in report["errors"]:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(json.dumps(report, indent=1))
@@ -196,6 +197,17 @@ def _info(args) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    """One line on stderr, on a line of its own even while a progress bar is drawn."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _say(f"warning: {message}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -203,9 +215,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "prior": _prior,
                "interpolate": _interpolate, "info": _info}[args.command]
     try:
-        return handler(args)
+        with warnings.catch_warnings():  # e.g. "only the first of 3 frames is used": one line, not a source dump
+            warnings.showwarning = _show_warning
+            return handler(args)
     except (CLIError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
+        return 2
+    except OSError as exc:  # the output folder or disk failed us: the message names the file
+        _say(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

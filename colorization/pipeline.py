@@ -155,7 +155,11 @@ class Colorizer:
                 name += "_"
             used.add(name)
             target = out_dir / f"{name}.png"
-            result.save(target)
+            try:
+                result.save(target)
+            except OSError as exc:  # a full disk or a read-only folder ends the batch with the file named
+                target.unlink(missing_ok=True)
+                raise OSError(f"cannot write {target}: {exc.strerror or exc}") from None
             yield path, target
 
 

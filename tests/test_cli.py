@@ -126,3 +126,29 @@ def test_prior_command_then_classification_training_uses_it(tmp_path, train_phot
             str(tmp_path / "run" / "best.safetensors"), "--temperature", "0.2", "--render-size", "32")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / f"{train_photos[0].stem}.png").exists()
+
+
+def test_errors_and_warnings_start_their_own_line_beside_the_progress_bar(tmp_path, weights_file, eval_photos):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(eval_photos[0], folder / "a.png")
+    (folder / "b_broken.png").write_text("not an image")
+    frames = [Image.new("RGB", (40, 30), (v, v, v)) for v in (30, 200)]
+    frames[0].save(tmp_path / "c_animated.gif", save_all=True, append_images=frames[1:])
+    shutil.copy(eval_photos[1], folder / "d.png")
+    r = run("colorize", str(folder), str(tmp_path / "c_animated.gif"), "-o", str(tmp_path / "out"),
+            "--weights", str(weights_file))
+    assert r.returncode == 1 and "colorize" in r.stderr  # the bar was drawn
+    # splitlines() also splits on "\r": what a terminal shows as a line of its own starts the line here.
+    lines = r.stderr.splitlines()
+    assert [ln for ln in lines if ln.startswith("error:")] == [ln for ln in lines if "error:" in ln]
+    assert any(ln.startswith("error:") and "b_broken.png" in ln for ln in lines), r.stderr
+    assert any(ln.startswith("warning:") and "c_animated.gif" in ln and "only the first" in ln for ln in lines)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c_animated.png", "d.png"]
+
+
+def test_an_unwritable_output_is_one_error_line(tmp_path, weights_file, eval_photos):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should be")
+    _one_line_error(run("colorize", str(eval_photos[0]), "-o", str(blocker / "out"), "--weights", str(weights_file)),
+                    str(blocker))
