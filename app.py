@@ -1,6 +1,9 @@
 """Gradio demo: upload a photo, get it colorized at full resolution. Run: python app.py"""
 
 import functools
+import math
+import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -17,8 +20,13 @@ try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-o
 except ImportError:
     GPU = lambda fn: fn  # noqa: E731
 
-MAX_MEGAPIXELS = 40.0
-CONCURRENCY = 2  # photos colorized at once
+# Limits for a free 2-vCPU Space, where the worst accepted upload must cost one worker only a few seconds
+# (bench/RESULTS.md); a bigger host raises them by environment variable.
+MAX_MEGAPIXELS = float(os.environ.get("COLORIZE_MAX_MEGAPIXELS", "8"))
+MAX_UPLOAD_MB = float(os.environ.get("COLORIZE_MAX_UPLOAD_MB", "25"))
+CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # photos colorized at once
+RENDER_SIZES = (128, 512)  # the slider's range
+MAX_INTENSITY = 2.0
 # Each request gets its share of the CPU threads: oversubscribed OpenMP threads spin-wait, which on 2 busy cores
 # made one forward pass 30x slower (0.09 s -> 3 s).
 torch.set_num_threads(max(1, torch.get_num_threads() // CONCURRENCY))
@@ -52,46 +60,71 @@ def metrics_table(title: str, scores: dict) -> str:
     )
 
 
+def _number(value, name: str, low: float, high: float) -> float:
+    """A finite number in [low, high], or a gr.Error naming the setting (the API accepts any JSON)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number between {low:g} and {high:g}, got {value!r:.40}") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise gr.Error(f"{name} must be between {low:g} and {high:g}, got {value!r:.40}")
+    return number
+
+
+def _safe_stem(name: str) -> str:
+    """A file name stem that any file system accepts, from whatever the browser sent as the upload's name."""
+    return re.sub(r"[^\w.-]+", "_", Path(name.replace("\0", "")).stem)[:64].strip("._") or "photo"
+
+
 @GPU
 def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE, intensity: float = 1.0):
     """Colorize an uploaded photo; returns (gray, colorized) for the slider, the PNG's path and a note."""
-    if not image or not image.get("path"):
+    if not isinstance(image, dict) or not isinstance(image.get("path"), str):
         raise gr.Error("Upload a photo first.")
-    if model not in WEIGHTS:
-        raise gr.Error(f"Unknown model {model!r}; choose one of: {', '.join(WEIGHTS)}.")
-    upload_name = image.get("orig_name") or "upload"
+    if not isinstance(model, str) or model not in WEIGHTS:
+        raise gr.Error(f"Unknown model {model!r:.60}; choose one of: {', '.join(WEIGHTS)}.")
+    size = _number(render_size, "Render size", *RENDER_SIZES)
+    if size % 32:  # Gradio's own slider check is skipped with preprocess=False
+        raise gr.Error(f"Render size must be a multiple of 32, got {render_size!r:.40}")
+    intensity = _number(intensity, "Colour intensity", 0.0, MAX_INTENSITY)
+    upload_name = str(image.get("orig_name") or "upload")
     try:  # ImageError and WeightsError are ValueErrors whose message says what is wrong
-        colorizer, render_size, intensity = get_colorizer(model), int(render_size), float(intensity)
-        if not 128 <= render_size <= 512:  # the slider's range; Gradio's own check is skipped with preprocess=False
-            raise ValueError(f"render size must be between 128 and 512, got {render_size}")
-        prepared = prepare(read_image(image["path"], MAX_MEGAPIXELS), MAX_MEGAPIXELS)
+        colorizer = get_colorizer(model)
+        photo = read_image(image["path"], MAX_MEGAPIXELS)
+        prepared = prepare(photo, MAX_MEGAPIXELS)
         if is_grayish(prepared.pixels):
-            result = colorizer.colorize_prepared(prepared, render_size, intensity)
-            note = f"Colorized with **{colorizer.title}** at render size {render_size}."
+            result = colorizer.colorize_prepared(prepared, int(size), intensity)
+            note = f"Colorized with **{colorizer.title}** at render size {int(size)}."
         else:
-            result, scores = score_prepared(colorizer, prepared, render_size, intensity)
+            result, scores = score_prepared(colorizer, prepared, int(size), intensity)
             note = metrics_table(colorizer.title, scores)
-    except ValueError as exc:
+        # A fresh folder per request inside Gradio's temporary folder: no two requests share a file.
+        folder, stem = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)), _safe_stem(upload_name)
+        out, gray = folder / f"{stem}_colorized.png", folder / f"{stem}_gray.png"
+        result.save(out, compress_level=1)  # several times faster than the default level, for a larger file
+        prepared.gray.save(gray, compress_level=1)
+    except (ValueError, OSError) as exc:
         raise gr.Error(str(exc).replace(image["path"], upload_name)) from None
-    # A fresh folder per request inside Gradio's temporary folder: no two requests share a file.
-    out = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)) / f"{Path(upload_name).stem}_colorized.png"
-    result.save(out)
-    return (prepared.gray, str(out)), str(out), note
+    except MemoryError:
+        raise gr.Error("The server ran out of memory for this photo; try a smaller one.") from None
+    notes = "".join(f"\n\n_Note: {n.replace(image['path'], upload_name)}._" for n in photo.info.get("notes", []))
+    return (str(gray), str(out)), str(out), note + notes
 
 
 # delete_cache: every hour, uploads and results older than an hour are removed, so a long-running Space never fills up.
 with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-    gr.Markdown(f"# Colorize a black-and-white photo\nUpload a photo (up to {MAX_MEGAPIXELS:g} megapixels) and press "
-                "**Colorize**: the network guesses the colours from the gray image, and the result keeps your photo's "
-                "full resolution. Try a colour photo to see how close the guess comes to the real colours.")
+    gr.Markdown(f"# Colorize a black-and-white photo\nUpload a photo (up to {MAX_MEGAPIXELS:g} megapixels and "
+                f"{MAX_UPLOAD_MB:g} MB) and press **Colorize**: the network guesses the colours from the gray image, and "
+                "the result keeps your photo's full resolution. Try a colour photo to see how close the guess comes to "
+                "the real colours.")
     with gr.Row():
         with gr.Column():
             photo = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"])
             model = gr.Dropdown([(read_metadata(p).get("title") or p.stem, name) for name, p in WEIGHTS.items()],
                                 value=DEFAULT_MODEL, label="Model")
-            size = gr.Slider(128, 512, value=DEFAULT_SIZE, step=32, label="Render size",
+            size = gr.Slider(*RENDER_SIZES, value=DEFAULT_SIZE, step=32, label="Render size",
                              info="Higher keeps small details; lower gives steadier colours.")
-            intensity = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Colour intensity",
+            intensity = gr.Slider(0.0, MAX_INTENSITY, value=1.0, step=0.05, label="Colour intensity",
                                   info="1.0 is the model's own output; 0 is gray.")
             button = gr.Button("Colorize", variant="primary")
         with gr.Column():
@@ -105,4 +138,4 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                  preprocess=False)
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=CONCURRENCY).launch()
+    demo.queue(default_concurrency_limit=CONCURRENCY).launch(max_file_size=f"{MAX_UPLOAD_MB:g}mb")

@@ -67,7 +67,8 @@ def read_image(source: Union[PathLike, IO[bytes]], max_megapixels: float = MAX_M
     """Open and fully decode an image with its EXIF orientation applied and its colour profile converted to sRGB.
 
     Raises :class:`ImageError` for a non-image, a truncated or corrupt file, an empty image, or one
-    over ``max_megapixels``; warns (:class:`ImageWarning`) when only the first of several frames is used.
+    over ``max_megapixels``; warns (:class:`ImageWarning`, also listed in ``image.info["notes"]``) when only
+    the first of several frames is used or a colour profile cannot be applied.
     """
     name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "image")
     try:
@@ -88,16 +89,20 @@ def read_image(source: Union[PathLike, IO[bytes]], max_megapixels: float = MAX_M
         raise ImageError(f"{name}: no such file") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+    notes = []
     if frames > 1:
-        warnings.warn(f"{name}: holds {frames} frames (an animation or several pages); only the first is used",
-                      ImageWarning, stacklevel=2)
-    return _to_srgb(img, name)
+        notes.append(f"{name}: holds {frames} frames (an animation or several pages); only the first is used")
+    img = _to_srgb(img, name, notes)
+    for note in notes:
+        warnings.warn(note, ImageWarning, stacklevel=2)
+    img.info["notes"] = notes  # the same, for a server, where catching warnings is not thread-safe
+    return img
 
 
 _SRGB = ImageCms.createProfile("sRGB")
 
 
-def _to_srgb(img: Image.Image, name: str) -> Image.Image:
+def _to_srgb(img: Image.Image, name: str, notes: list[str]) -> Image.Image:
     """Convert an embedded ICC profile (Display P3, Adobe RGB, a gray or CMYK profile) to sRGB pixels.
 
     The pipeline's Lab assumes sRGB; a phone's P3 photo read as sRGB would be scored on the wrong colours.
@@ -114,8 +119,10 @@ def _to_srgb(img: Image.Image, name: str) -> Image.Image:
         converted = ImageCms.profileToProfile(source, profile, _SRGB, outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
         # Browsers show a photo with an unusable profile as sRGB; so do we, and say so.
-        warnings.warn(f"{name}: colour profile not applied, read as sRGB ({exc})", ImageWarning, stacklevel=3)
+        notes.append(f"{name}: colour profile not applied, read as sRGB ({exc})")
+        img.info.pop("icc_profile")  # said once: the pixels are taken as sRGB from here on
         return img
+    converted.info.pop("icc_profile", None)  # its pixels are sRGB now, which is what no profile means
     if alpha is not None:
         converted.putalpha(alpha)
     return converted
@@ -175,7 +182,10 @@ def to_rgb_array(image: Union[Image.Image, np.ndarray], max_megapixels: float = 
     """
     if isinstance(image, Image.Image):
         check_size(image.size, max_megapixels)
-        arr = _pil_to_array(_to_srgb(image, "image"))  # a photo opened by the caller may still carry a profile
+        notes: list[str] = []  # a photo opened by the caller may still carry a profile
+        arr = _pil_to_array(_to_srgb(image, "image", notes))
+        for note in notes:
+            warnings.warn(note, ImageWarning, stacklevel=2)
     elif isinstance(image, np.ndarray):
         arr = image
     else:

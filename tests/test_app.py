@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -139,7 +142,12 @@ def _truncated(path: Path) -> Path:
 
 
 def _too_large(path: Path) -> Path:
-    Image.new("L", (7000, 6000)).save(path)  # 42 MP, over the app's 40 MP limit; compresses to a few kB
+    Image.new("L", (4000, 2500)).save(path)  # 10 MP, over the app's 8 MP limit; compresses to a few kB
+    return path
+
+
+def _strip(path: Path) -> Path:
+    Image.new("L", (10_000, 1), 128).save(path)  # 1 x 10,000: a 13 KB file that once killed the server
     return path
 
 
@@ -147,10 +155,17 @@ def _too_large(path: Path) -> Path:
     (_not_an_image, "notes.png", {}, "not an image"),
     (_empty, "empty.jpg", {}, "not an image"),
     (_truncated, "half.jpg", {}, "corrupt or truncated"),
-    (_too_large, "huge.png", {}, "over the limit of 40"),
+    (_too_large, "huge.png", {}, "over the limit of 8"),
     (None, "ok.jpg", {"render_size": 200}, "multiple of 32"),
     (None, "ok.jpg", {"render_size": 4096}, "between 128 and 512"),
+    (None, "ok.jpg", {"render_size": None}, "Render size must be a number"),
+    (None, "ok.jpg", {"render_size": "big"}, "Render size must be a number"),
+    (None, "ok.jpg", {"intensity": "nan"}, "Colour intensity must be between 0 and 2"),
+    (None, "ok.jpg", {"intensity": -1}, "Colour intensity must be between 0 and 2"),
+    (None, "ok.jpg", {"intensity": 1e9}, "Colour intensity must be between 0 and 2"),
+    (None, "ok.jpg", {"intensity": None}, "Colour intensity must be a number"),
     (None, "ok.jpg", {"model": "missing.safetensors"}, "Unknown model"),
+    (None, "ok.jpg", {"model": ["cnn.safetensors"]}, "Unknown model"),
 ])
 def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, server, tmp_path, make, name,
                                                                    settings, message):
@@ -170,3 +185,41 @@ def test_each_request_writes_its_own_file_in_gradio_temp_dir(client, server):
         colorize(client, EXAMPLES / "chelsea_bw.jpg")
     written = set(temp_dir.rglob("chelsea_bw_colorized.png")) - before
     assert len({p.parent for p in written}) >= 2
+
+
+def test_a_one_pixel_high_strip_is_colorized_and_the_server_keeps_serving(client, tmp_path):
+    gray, shown, download, note = colorize(client, _strip(tmp_path / "strip.png"))
+    assert download.size == shown.size == gray.size == (10_000, 1)
+    assert "Colorized with" in note
+
+
+def _call_raw(url: str, file: Path, orig_name: str) -> list:
+    """Upload and call /colorize over Gradio's HTTP API, sending ``orig_name`` as a browser could
+    (gradio_client replaces it with the local file's name)."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        server_path = http.post("/gradio_api/upload", files={"files": (file.name, file.read_bytes())}).json()[0]
+        payload = {"path": server_path, "orig_name": orig_name, "meta": {"_type": "gradio.FileData"}}
+        event = http.post("/gradio_api/call/colorize", json={"data": [payload, "cnn.safetensors", 256, 1.0]}).json()["event_id"]
+        stream = http.get(f"/gradio_api/call/colorize/{event}").text
+    kind = re.findall(r"^event: (\w+)", stream, re.M)[-1]
+    data = json.loads(re.findall(r"^data: (.*)$", stream, re.M)[-1])
+    assert kind == "complete", stream[-500:]
+    return data
+
+
+@pytest.mark.parametrize("name, expected", [("x" * 300 + ".png", "x" * 64), ("bad\x00name.png", "badname"),
+                                            ("../../etc/passwd.png", "passwd"), ("..png", "photo"),
+                                            ("photo d'été.jpg", "photo_d_été")])
+def test_any_upload_name_gives_a_safe_output_name(server, name, expected):
+    (gray, shown), download, note = _call_raw(server[0], GRAY, name)
+    assert Path(download["path"]).name == f"{expected}_colorized.png"
+    assert Path(download["path"]).is_relative_to(server[1])
+    assert Image.open(download["path"]).size == Image.open(GRAY).size
+
+
+def test_a_photo_with_several_frames_is_colorized_and_the_note_says_so(client, tmp_path):
+    frames = [Image.open(GRAY).convert("L").point(lambda v, k=k: v // k) for k in (1, 2, 3)]
+    frames[0].save(tmp_path / "pages.tiff", save_all=True, append_images=frames[1:])
+    _, shown, _, note = colorize(client, tmp_path / "pages.tiff")
+    assert shown.size == frames[0].size
+    assert "3 frames" in note and "only the first" in note and str(tmp_path) not in note
