@@ -4,11 +4,15 @@ import functools
 import math
 import os
 import re
+import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gradio as gr
 import torch
+from PIL import Image
 
 from colorization import Colorizer, available_weights, load_colorizer, read_image, read_metadata
 from colorization.data import is_grayish
@@ -24,7 +28,10 @@ except ImportError:
 # (bench/RESULTS.md); a bigger host raises them by environment variable.
 MAX_MEGAPIXELS = float(os.environ.get("COLORIZE_MAX_MEGAPIXELS", "8"))
 MAX_UPLOAD_MB = float(os.environ.get("COLORIZE_MAX_UPLOAD_MB", "25"))
-CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # photos colorized at once
+CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # ordinary photos colorized at once
+# Photos above this go to a lane of their own: one at a time, at low CPU priority, so a few cheap uploads of
+# big photos cannot take the workers from everyone else.
+BIG_MEGAPIXELS = float(os.environ.get("COLORIZE_BIG_MEGAPIXELS", "2"))
 RENDER_SIZES = (128, 512)  # the slider's range
 MAX_INTENSITY = 2.0
 # Each request gets its share of the CPU threads: oversubscribed OpenMP threads spin-wait, which on 2 busy cores
@@ -33,6 +40,15 @@ torch.set_num_threads(max(1, torch.get_num_threads() // CONCURRENCY))
 WEIGHTS = {path.name: path for path in available_weights()}  # best first
 if not WEIGHTS:
     raise SystemExit("No weights/*.safetensors found: train a model or download the weights first.")
+
+
+def _low_priority() -> None:
+    if sys.platform.startswith("linux"):  # Linux sets the priority of one thread; elsewhere it would be the process's
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+LANES = {"ordinary": ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="ordinary"),
+         "big": ThreadPoolExecutor(1, thread_name_prefix="big", initializer=_low_priority)}
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.jpg"))
 
 
@@ -88,15 +104,25 @@ def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = 
         raise gr.Error(f"Render size must be a multiple of 32, got {render_size!r:.40}")
     intensity = _number(intensity, "Colour intensity", 0.0, MAX_INTENSITY)
     upload_name = str(image.get("orig_name") or "upload")
+    try:
+        with Image.open(image["path"]) as header:  # the header alone: pixels are decoded in the lane
+            megapixels = header.width * header.height / 1e6
+    except Exception:  # noqa: BLE001 - not an image, a bomb...: read_image in the lane gives the message
+        megapixels = 0.0
+    lane = LANES["big" if megapixels > BIG_MEGAPIXELS else "ordinary"]
+    return lane.submit(_colorize, image["path"], upload_name, model, int(size), intensity).result()
+
+
+def _colorize(path: str, upload_name: str, model: str, size: int, intensity: float):
     try:  # ImageError and WeightsError are ValueErrors whose message says what is wrong
         colorizer = get_colorizer(model)
-        photo = read_image(image["path"], MAX_MEGAPIXELS)
+        photo = read_image(path, MAX_MEGAPIXELS)
         prepared = prepare(photo, MAX_MEGAPIXELS)
         if is_grayish(prepared.pixels):
-            result = colorizer.colorize_prepared(prepared, int(size), intensity)
-            note = f"Colorized with **{colorizer.title}** at render size {int(size)}."
+            result = colorizer.colorize_prepared(prepared, size, intensity)
+            note = f"Colorized with **{colorizer.title}** at render size {size}."
         else:
-            result, scores = score_prepared(colorizer, prepared, int(size), intensity)
+            result, scores = score_prepared(colorizer, prepared, size, intensity)
             note = metrics_table(colorizer.title, scores)
         # A fresh folder per request inside Gradio's temporary folder: no two requests share a file.
         folder, stem = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)), _safe_stem(upload_name)
@@ -104,10 +130,10 @@ def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = 
         result.save(out, compress_level=1)  # several times faster than the default level, for a larger file
         prepared.gray.save(gray, compress_level=1)
     except (ValueError, OSError) as exc:
-        raise gr.Error(str(exc).replace(image["path"], upload_name)) from None
+        raise gr.Error(str(exc).replace(path, upload_name)) from None
     except MemoryError:
         raise gr.Error("The server ran out of memory for this photo; try a smaller one.") from None
-    notes = "".join(f"\n\n_Note: {n.replace(image['path'], upload_name)}._" for n in photo.info.get("notes", []))
+    notes = "".join(f"\n\n_Note: {n.replace(path, upload_name)}._" for n in photo.info.get("notes", []))
     return (str(gray), str(out)), str(out), note + notes
 
 
@@ -138,4 +164,5 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                  preprocess=False)
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=CONCURRENCY).launch(max_file_size=f"{MAX_UPLOAD_MB:g}mb")
+    # The queue lets requests through to the lanes, which bound the work actually done at once.
+    demo.queue(default_concurrency_limit=CONCURRENCY + 2).launch(max_file_size=f"{MAX_UPLOAD_MB:g}mb")

@@ -197,16 +197,47 @@ def train_throughput(batch_size: int = 32, sizes: Sequence[int] = (128, 256), st
     return rows
 
 
-def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 4, photo: Optional[str] = None) -> dict:
-    """``clients`` concurrent gradio_client clients, ``requests`` each, against a running demo at ``url``."""
+def _worst_upload(megapixels: float) -> bytes:
+    """A colour photo of ``megapixels`` (the coffee photo enlarged): the most work one upload can ask of the app,
+    which colorizes it and scores model and gray against it at full resolution."""
+    from skimage import data
+
+    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+    height = int(megapixels * 1e6 // width)
+    buffer = io.BytesIO()
+    Image.fromarray(data.coffee()).resize((width, height), Image.BICUBIC).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _peak_memory_mb(pid: int) -> Optional[float]:
+    """Peak resident memory (VmHWM) of a process, from Linux's /proc; None elsewhere."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 4, photo: Optional[str] = None,
+         hostile: int = 0, hostile_megapixels: float = 8.0, server_pid: Optional[int] = None) -> dict:
+    """``clients`` concurrent gradio_client clients, ``requests`` each, against a running demo at ``url``.
+
+    With ``hostile`` > 0, that many more clients send the worst accepted upload (a colour photo of
+    ``hostile_megapixels`` at the largest render size) over and over until the ordinary clients are done.
+    """
     from gradio_client import Client, handle_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "load_test.jpg"
+        path, big = Path(tmp) / "load_test.jpg", Path(tmp) / "worst_upload.jpg"
         path.write_bytes(_test_photo(photo))
+        big.write_bytes(_worst_upload(hostile_megapixels))
         latencies: list[float] = []
         failures: list[str] = []
+        hostile_done: list[float] = []
         lock = threading.Lock()
+        finished = threading.Event()
 
         def one_client(_: int) -> None:
             try:  # results stay on the server (download_files=False): this measures the server
@@ -226,13 +257,34 @@ def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 
                 with lock:
                     latencies.append(time.perf_counter() - start)
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(one_client, range(clients)))
-        wall = time.perf_counter() - start
+        def one_attacker(_: int) -> None:
+            client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            while not finished.is_set():
+                start = time.perf_counter()
+                try:
+                    client.predict(handle_file(str(big)), render_size=512, api_name="/colorize")
+                except Exception as exc:  # noqa: BLE001
+                    with lock:
+                        failures.append(f"big upload: {type(exc).__name__}: {exc}")
+                    return
+                hostile_done.append(time.perf_counter() - start)
+
+        with ThreadPoolExecutor(hostile or 1) as attackers:
+            attacks = [attackers.submit(one_attacker, i) for i in range(hostile)]
+            time.sleep(2.0 if hostile else 0.0)  # the big uploads are in the server before the ordinary ones
+            start = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(one_client, range(clients)))
+            wall = time.perf_counter() - start
+            finished.set()
+            for attack in attacks:
+                attack.result()
     p50, p95 = _percentiles_ms(latencies) if latencies else (float("nan"), float("nan"))
     return {"url": url, "clients": clients, "requests": clients * requests, "ok": len(latencies),
-            "failures": failures, "p50_ms": p50, "p95_ms": p95, "wall_s": wall}
+            "failures": failures, "p50_ms": p50, "p95_ms": p95, "wall_s": wall,
+            "hostile": hostile, "hostile_megapixels": hostile_megapixels, "hostile_done": len(hostile_done),
+            "hostile_p50_s": float(np.median(hostile_done)) if hostile_done else None,
+            "server_peak_mb": _peak_memory_mb(server_pid) if server_pid else None}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -256,6 +308,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ld.add_argument("--clients", type=int, default=16)
     ld.add_argument("--requests", type=int, default=4, help="requests per client")
     ld.add_argument("--photo", help="photo to send (default: the same 1024x768 photo as latency)")
+    ld.add_argument("--hostile", type=int, default=0, help="clients sending the worst accepted upload meanwhile")
+    ld.add_argument("--hostile-megapixels", type=float, default=8.0, help="its size (default: the app's limit)")
+    ld.add_argument("--server-pid", type=int, help="the app's process id, to report its peak memory")
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -287,11 +342,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"ECCV16 forward / our whole pipeline (p50): {eccv16 / pipeline:.2f}x; "
               f"ECCV16 forward / our forward: {eccv16 / network:.2f}x")
     else:
-        report = load(args.url, args.clients, args.requests, args.photo)
-        print(f"load test against {report['url']}: {report['clients']} clients x {args.requests} requests")
+        report = load(args.url, args.clients, args.requests, args.photo, args.hostile, args.hostile_megapixels,
+                      args.server_pid)
+        print(f"load test against {report['url']}: {report['clients']} clients x {args.requests} requests"
+              + (f", {args.hostile} more clients sending {args.hostile_megapixels:g} MP colour photos at render "
+                 f"size 512 meanwhile" if args.hostile else ""))
         print(f"ok {report['ok']}/{report['requests']}, failures {len(report['failures'])}, "
               f"p50 {report['p50_ms']:.0f} ms, p95 {report['p95_ms']:.0f} ms, wall {report['wall_s']:.1f} s, "
               f"{report['ok'] / report['wall_s']:.2f} requests/s")
+        if args.hostile:
+            print(f"big uploads served meanwhile: {report['hostile_done']}, p50 {report['hostile_p50_s']:.1f} s")
+        if report["server_peak_mb"]:
+            print(f"server peak memory (VmHWM): {report['server_peak_mb']:.0f} MB")
         for failure in sorted(set(report["failures"]))[:5]:
             print(f"  failure: {failure}")
         return 1 if report["failures"] else 0
