@@ -3,6 +3,9 @@
 >>> from colorization import load_colorizer
 >>> colorizer = load_colorizer()            # the best weights shipped in weights/
 >>> result = colorizer(PIL.Image.open("old_photo.jpg"))
+
+Training lives in :mod:`colorization.train` (``TrainConfig``, ``train``), imported only when asked for, so
+the inference API stays light.
 """
 
 from .color import lab_to_rgb, rgb_to_lab
@@ -11,14 +14,12 @@ from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, psnr, ssim
 from .models import MODELS, build_model
 from .pipeline import Colorizer, available_weights, load_colorizer
-from .train import TrainConfig, train
 from .weights import WeightsError, load_weights, read_metadata, save_weights
 
 __all__ = [
     "Colorizer",
     "ImageError",
     "MODELS",
-    "TrainConfig",
     "WeightsError",
     "available_weights",
     "build_model",
@@ -34,5 +35,4 @@ __all__ = [
     "rgb_to_lab",
     "save_weights",
     "ssim",
-    "train",
 ]

@@ -147,7 +147,7 @@ def _read_cache(cache_dir: Path, tag: str) -> dict[str, tuple[Optional[torch.Ten
 def _write_cache(cache_dir: Path, tag: str, decoded: dict[str, tuple[Optional[torch.Tensor], str]]) -> None:
     from safetensors.torch import save_file
 
-    from .weights import atomic_write
+    from .files import atomic_write
 
     kept = [k for k, (t, _) in decoded.items() if t is not None]
     images = torch.stack([decoded[k][0] for k in kept]) if kept else torch.empty((0, 3, 1, 1), dtype=torch.uint8)

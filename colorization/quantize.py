@@ -115,7 +115,7 @@ def save_prior(path: Union[str, os.PathLike], bins: torch.Tensor, prior: torch.T
     """A prior file: the bins it was computed over and the smoothed prior (safetensors; ``info`` as metadata)."""
     from safetensors.torch import save_file
 
-    from .weights import atomic_write
+    from .files import atomic_write
 
     atomic_write(path, lambda tmp: save_file({"ab_bins": bins.float().cpu(), "prior": prior.float().cpu()}, tmp,
                                              metadata=info))

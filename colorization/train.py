@@ -41,7 +41,8 @@ from .metrics import colorfulness, image_metrics
 from .models import build_model, model_config
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
-from .weights import atomic_write, load_weights, save_weights
+from .files import atomic_write
+from .weights import load_weights, save_weights
 
 __all__ = ["TrainConfig", "TrainingIOError", "train", "train_step", "validate", "selection_score", "holdout_split",
            "LOSSES"]

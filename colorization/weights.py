@@ -7,10 +7,8 @@ normalisation, the default render size, and what it was trained on and how well 
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -20,10 +18,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .color import LAB_NORMALIZATION
+from .files import atomic_write
 from .models import build_model, model_config
 
 __all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "update_metadata", "interpolate_weights",
-           "training_summary", "training_config", "atomic_write", "FORMAT"]
+           "training_summary", "training_config", "FORMAT"]
 
 FORMAT = "colorization-weights/1"
 PathLike = Union[str, os.PathLike]
@@ -31,38 +30,6 @@ PathLike = Union[str, os.PathLike]
 
 class WeightsError(ValueError):
     """A file that is not a usable weights file; the message says why."""
-
-
-def atomic_write(path: PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: a crash never leaves a half-written file.
-
-    A full disk raises ``OSError(ENOSPC)`` whatever error the writer itself raised.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        try:
-            write(tmp)
-        except OSError:
-            raise
-        except Exception as exc:
-            # torch.save and safetensors report a full disk as their own errors ("unexpected pos 576
-            # vs 534"); when the failed write left the disk (nearly) full, say so as an OSError.
-            disk = os.statvfs(path.parent)
-            if disk.f_bavail * disk.f_frsize < 2**20:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
-            raise
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should be an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_weights(path: PathLike, model: nn.Module, info: dict[str, Any], half: bool = True) -> None:

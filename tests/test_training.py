@@ -23,7 +23,8 @@ import pytest
 import colorization.weights
 from colorization.cli import main
 from colorization.train import TrainConfig, holdout_split, train
-from colorization.weights import atomic_write, load_weights
+from colorization.files import atomic_write
+from colorization.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
