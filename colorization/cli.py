@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from .images import ImageError
 from .weights import WeightsError
 
-__all__ = ["main"]
+__all__ = ["main", "console"]
 
 
 class CLIError(Exception):
@@ -55,10 +55,10 @@ def _render_size(value: str) -> int:
     return size
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParser:
     from .train import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="python -m colorization", description="Automatic image colorization in Lab.")
+    parser = argparse.ArgumentParser(prog=prog, description="Automatic image colorization in Lab.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("colorize", help="colorize photos (files or folders) into an output folder")
@@ -208,10 +208,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _say(f"warning: {message}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m colorization") -> int:
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "prior": _prior,
                "interpolate": _interpolate, "info": _info}[args.command]
     try:
@@ -227,3 +227,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def console() -> None:
+    """The ``colorize`` command that ``pip install`` puts on the PATH."""
+    sys.exit(main(prog="colorize"))
