@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+# The app under test and its examples: the one place the tests name the repository's layout.
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 # Nothing may reach the internet: no analytics, no Hub calls, no telemetry.

@@ -12,7 +12,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_server import EXAMPLES, running_app
+from app_server import EXAMPLES, REPO, running_app
 
 GRAY = EXAMPLES / "camera_bw.jpg"
 COLOUR = EXAMPLES / "coffee.jpg"
@@ -67,7 +67,7 @@ def test_settings_reach_the_pipeline(client):
 
 @pytest.mark.parametrize("model", ["gan.safetensors", "classification.safetensors", "fusion.safetensors"])
 def test_every_shipped_model_is_offered_and_colorizes(client, model):
-    if not (Path(__file__).resolve().parents[1] / "weights" / model).exists():
+    if not (REPO / "weights" / model).exists():
         pytest.skip(f"weights/{model} is not shipped")
     _, shown, _, note = colorize(client, COLOUR, model=model, render_size=128)
     assert shown.size == Image.open(COLOUR).size

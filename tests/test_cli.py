@@ -5,17 +5,15 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import tempfile
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+def run(*args: str) -> subprocess.CompletedProcess:
+    """``python -m colorization ...`` as a user runs it, from a folder that is not the repository."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
     return subprocess.run([sys.executable, "-m", "colorization", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+                          cwd=tempfile.gettempdir(), timeout=600)
 
 
 def test_evaluate_writes_the_documented_json(tmp_path, weights_file, eval_photos):

@@ -9,18 +9,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def torchrun(out_dir: Path, photos: Path, steps: int, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "colorization", "train", "--data", str(photos), "--out-dir", str(out_dir),
            "--model", "unet", "--model-args", '{"base_channels": 8, "depth": 2}', "--steps", str(steps),
            "--batch-size", "4", "--image-size", "32", "--crop-size", "32", "--val-count", "4",
            "--val-every", "10", "--checkpoint-every", "10", "--log-every", "1", "--workers", "0",
            "--warmup-steps", "2", "--lr", "3e-3", *extra]
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=env, cwd=out_dir.parent, capture_output=True, text=True, timeout=300)
 
 
 def records(out_dir: Path) -> list[dict]:

@@ -26,7 +26,6 @@ from colorization.train import TrainConfig, holdout_split, train
 from colorization.files import atomic_write
 from colorization.weights import load_weights
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _losses(out_dir: Path) -> dict[int, float]:
@@ -90,12 +89,12 @@ def _checkpoint_step(path: Path) -> int:
 
 
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, train_photos):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     photos = train_photos[:8]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run(_cli_train(straight, photos), check=True, env=env, cwd=ROOT, capture_output=True)
+    subprocess.run(_cli_train(straight, photos), check=True, env=env, cwd=tmp_path, capture_output=True)
 
-    proc = subprocess.Popen(_cli_train(killed, photos), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cli_train(killed, photos), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while _checkpoint_step(killed / "checkpoint.pt") < 10 and time.time() < deadline and proc.poll() is None:
@@ -107,7 +106,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, trai
     lines_before = _losses(killed)
     assert all(s in lines_before for s in range(1, step_at_kill + 1))  # nothing before the checkpoint lost
 
-    subprocess.run(_cli_train(killed, photos, "--resume"), check=True, env=env, cwd=ROOT, capture_output=True)
+    subprocess.run(_cli_train(killed, photos, "--resume"), check=True, env=env, cwd=tmp_path, capture_output=True)
     assert sorted(_losses(killed)) == list(range(1, 41))  # each step logged exactly once
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(killed / "checkpoint.pt", weights_only=True)
