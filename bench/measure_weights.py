@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from colorization.data import default_data_dir  # noqa: E402
+from colorization.paths import data_dir  # noqa: E402
 from colorization.evaluation import evaluate, format_table  # noqa: E402
 from colorization.images import find_images  # noqa: E402
 from colorization.data import decode_photos  # noqa: E402
@@ -32,7 +32,7 @@ from colorization.pipeline import load_colorizer  # noqa: E402
 from colorization.train import TrainConfig, holdout_split, validate  # noqa: E402
 from colorization.weights import read_metadata, training_config, update_metadata  # noqa: E402
 
-DATA = default_data_dir()
+DATA = data_dir()
 FOLDERS = ["Kodak24", "McMaster18", "Sun_Hays80", "BSDS500_test", "imagenet_sample"]
 
 

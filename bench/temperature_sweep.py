@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from colorization.data import decode_photos, default_data_dir, split_files  # noqa: E402
+from colorization.data import decode_photos, split_files  # noqa: E402
+from colorization.paths import data_dir  # noqa: E402
 from colorization.images import find_images  # noqa: E402
 from colorization.train import validate  # noqa: E402
 from colorization.weights import load_weights  # noqa: E402
@@ -32,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     model, meta = load_weights(args.weights)
     config = meta["training"]["config"]
-    files = find_images([default_data_dir() / "train"])
+    files = find_images([data_dir() / "train"])
     _, val_files = split_files(files, config["val_count"], config["seed"])
     photos = decode_photos(val_files, config["image_size"], workers=2, progress=False)
     rows = {}

@@ -25,15 +25,10 @@ from torch.utils.data import DataLoader, Dataset
 from .color import rgb_to_lab
 from .images import ImageError, as_float, as_uint8, find_images, read_image, to_float_rgb
 
-__all__ = ["default_data_dir", "PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files",
+__all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files",
            "random_resized_crop"]
 
 log = logging.getLogger(__name__)
-
-
-def default_data_dir() -> Path:
-    """The project's photo collection: ``$COLORIZATION_DATA``, else ``../shared/data`` beside the repository."""
-    return Path(os.environ.get("COLORIZATION_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tone_ratio: float = 0.15,

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .color import lab_to_display, rgb_to_l
 from .images import MAX_MEGAPIXELS, ImageError, as_float, as_uint8, read_image, to_rgb_array
+from .paths import weights_dir
 from .weights import WeightsError, load_weights
 
 __all__ = [
@@ -29,13 +30,11 @@ __all__ = [
     "load_colorizer",
     "default_weights",
     "available_weights",
-    "WEIGHTS_DIR",
     "DEFAULT_RENDER_SIZE",
     "MAX_ASPECT",
     "render_shape",
 ]
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 # Preference order when no weights are named: the best shipped model (by PSNR and SSIM over gray on every
 # evaluation folder, weights/README.md) first, then the vivid GAN, then the alternatives.
 _PREFERRED = ("cnn.safetensors", "gan.safetensors", "fusion.safetensors", "classification.safetensors",
@@ -163,9 +162,9 @@ class Colorizer:
             yield path, target
 
 
-def available_weights(folder: Union[str, os.PathLike] = WEIGHTS_DIR) -> list[Path]:
-    """Weights files in ``folder``, the preferred one first."""
-    folder = Path(folder)
+def available_weights(folder: Union[str, os.PathLike, None] = None) -> list[Path]:
+    """Weights files in ``folder`` (default: :func:`~colorization.paths.weights_dir`), the preferred one first."""
+    folder = Path(folder) if folder is not None else weights_dir()
     files = sorted(folder.glob("*.safetensors"))
     order = {name: i for i, name in enumerate(_PREFERRED)}
     return sorted(files, key=lambda p: (order.get(p.name, len(order)), p.name))
@@ -175,7 +174,7 @@ def default_weights() -> Path:
     """The best weights shipped in ``weights/``; raises WeightsError when there are none."""
     files = available_weights()
     if not files:
-        raise WeightsError(f"no weights in {WEIGHTS_DIR}; pass --weights or train a model first")
+        raise WeightsError(f"no weights in {weights_dir()}; pass --weights or train a model first")
     return files[0]
 
 

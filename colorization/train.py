@@ -34,11 +34,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .color import normalize_ab, rgb_to_lab
-from .data import decode_photos, default_data_dir, random_resized_crop, split_files
+from .data import decode_photos, random_resized_crop, split_files
 from .gan import PatchDiscriminator, gan_step
 from .images import find_images
 from .metrics import colorfulness, image_metrics
 from .models import build_model, model_config
+from .paths import data_dir
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
 from .files import atomic_write
@@ -61,7 +62,7 @@ LOSSES = {
 class TrainConfig:
     """Everything a training run needs; the CLI builds it from flags, notebooks build it directly."""
 
-    data: list[str] = field(default_factory=lambda: [str(default_data_dir() / "train")])
+    data: list[str] = field(default_factory=lambda: [str(data_dir() / "train")])
     out_dir: str = "runs/cnn"
     model: str = "effnet-unet"
     model_args: dict[str, Any] = field(default_factory=dict)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorization.data import default_data_dir
+from colorization.paths import data_dir
 
-DATA = default_data_dir()
+DATA = data_dir()
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
