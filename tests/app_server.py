@@ -26,14 +26,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(temp_dir: Path, timeout: float = 180.0) -> Iterator[str]:
-    """Yield the URL of ``app.py`` served on 127.0.0.1, its temporary files in ``temp_dir``; stop it after."""
+def running_app(temp_dir: Path, timeout: float = 180.0, app_dir: Path = REPO, python: str = sys.executable,
+                env: dict | None = None) -> Iterator[str]:
+    """Yield the URL of ``app_dir/app.py`` served on 127.0.0.1 by ``python``, its temporary files in
+    ``temp_dir``; stop it after."""
     port = free_port()
-    env = {**os.environ, **OFFLINE_ENV, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_TEMP_DIR": str(temp_dir)}
+    env = {**(os.environ if env is None else env), **OFFLINE_ENV, "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(temp_dir)}
     url = f"http://127.0.0.1:{port}"
     with open(temp_dir / "app.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([python, "app.py"], cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + timeout
             while True:

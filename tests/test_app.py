@@ -65,7 +65,7 @@ def test_settings_reach_the_pipeline(client):
     assert np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() <= 2, "intensity 0 must give a gray photo"
 
 
-@pytest.mark.parametrize("model", ["gan.safetensors", "classification.safetensors", "fusion.safetensors"])
+@pytest.mark.parametrize("model", ["gan.safetensors", "classification.safetensors", "unet.safetensors"])
 def test_every_shipped_model_is_offered_and_colorizes(client, model):
     if not (REPO / "weights" / model).exists():
         pytest.skip(f"weights/{model} is not shipped")
