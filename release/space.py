@@ -2,6 +2,7 @@
 
     python release/space.py build/space                      # assemble and list, nothing leaves the machine
     python release/space.py build/space --push user/colorize # then upload (token from $HF_TOKEN)
+    python release/space.py build/space --measure venv/bin/python   # cold start and peak memory, as on a Space
 
 The folder holds app.py, the part of the package the app imports, the weights the app offers, the
 examples with their attribution, the app's own requirements.txt and the README with its front matter.
@@ -109,16 +110,65 @@ def push(out: Path, repo_id: str) -> str:
     return str(info)
 
 
+def measure(out: Path, python: str) -> dict:
+    """Start the bundle's app with ``python`` (an environment made from its requirements.txt) as a Space would,
+    time it from launch to the first colorized photo, then colorize once with every offered model and read
+    the server's peak resident memory (Linux's VmHWM)."""
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    from gradio_client import Client, handle_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "COLORIZATION"))}
+    env.update(GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
+               HF_HUB_DISABLE_TELEMETRY="1")
+    photo = out / "examples" / "chelsea_bw.jpg"
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen([python, "app.py"], cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise SystemExit(f"app.py exited with {proc.returncode}:\n{log.read()[-3000:]}")
+                try:
+                    client = Client(f"http://127.0.0.1:{port}", verbose=False, download_files=False)
+                    client.predict(handle_file(str(photo)), api_name="/colorize")
+                    break
+                except Exception:  # noqa: BLE001 - not up yet
+                    time.sleep(0.5)
+            cold_start = time.perf_counter() - start
+            for weights in offered_weights():
+                client.predict(handle_file(str(photo)), weights.name, api_name="/colorize")
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:"))) / 1024
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return {"cold_start_s": cold_start, "peak_mb": peak, "models": len(offered_weights())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder to assemble the Space in (emptied first)")
     parser.add_argument("--push", metavar="REPO_ID", help="upload to this Space, e.g. user/colorize")
+    parser.add_argument("--measure", metavar="PYTHON", help="the python of an environment made from the bundle's "
+                        "requirements.txt: time the app's cold start and read its peak memory with every model loaded")
     args = parser.parse_args(argv)
     files = build(args.out)
     width = max(len(str(p)) for p, _ in files)
     for path, size in files:
         print(f"{str(path):{width}}  {size:>12,}")
     print(f"{len(files)} files, {sum(s for _, s in files):,} bytes in {args.out}")
+    if args.measure:
+        report = measure(args.out, args.measure)
+        print(f"cold start (launch to the first photo colorized): {report['cold_start_s']:.1f} s; peak memory with "
+              f"all {report['models']} models loaded and used: {report['peak_mb']:.0f} MB")
     if args.push:
         print(push(args.out, args.push))
     return 0
