@@ -64,7 +64,8 @@ DEFAULT_SIZE = get_colorizer(DEFAULT_MODEL).render_size  # also loads the defaul
 
 def metrics_table(title: str, scores: dict) -> str:
     """The learning moment: model vs gray baseline vs the original, as a Markdown table."""
-    row = lambda m: f"{m['psnr']:.2f} | {m['ssim']:.3f} | {m['colorfulness']:.1f}"  # noqa: E731
+    ssim = lambda m: "n/a" if math.isnan(m["ssim"]) else f"{m['ssim']:.3f}"  # noqa: E731 - under 3 px: no window
+    row = lambda m: f"{m['psnr']:.2f} | {ssim(m)} | {m['colorfulness']:.1f}"  # noqa: E731
     return (
         "**Your photo is already in colour**, so the model colorized its gray version and is scored "
         "against your original, beside the gray baseline (no colour at all):\n\n"

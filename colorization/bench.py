@@ -2,8 +2,8 @@
 
 ``train``: training images/s of each registered CNN (the real ``train_step``), with FLOPs per image.
 
-``latency``: CPU latency of the whole pipeline on a 1024x768 photo at the default settings, beside
-the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x256, in the same run.
+``latency``: CPU latency of the whole pipeline on a 1024x768 photo at the default settings, stage by stage,
+beside the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x256, in the same run.
 ``load``: many concurrent ``gradio_client`` clients against a running demo (``python app.py``).
 """
 
@@ -26,8 +26,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .images import read_image
-from .pipeline import load_colorizer, prepare, render_shape
+from .color import rgb_to_l
+from .images import read_image, to_rgb_array
+from .pipeline import compose, load_colorizer, prepare, upsample_ab
 
 __all__ = ["ECCV16Layout", "time_call", "latency", "train_throughput", "load", "main"]
 
@@ -103,26 +104,43 @@ def _test_photo(path: Optional[str], size: tuple[int, int] = (1024, 768)) -> byt
 
 
 def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: int = 20, threads: int = 2) -> dict:
-    """p50/p95 (ms) of the whole pipeline (decode, prepare, network, compose) and of the ECCV16 layout."""
+    """p50/p95 (ms) of the whole pipeline, of each of its stages, of scoring a colour upload, and of the
+    ECCV16 layout's forward pass; ``ratio`` is ECCV16's forward over our whole pipeline (p50)."""
+    from .evaluation import score_prepared
+
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     colorizer = load_colorizer(weights, device="cpu")
     jpeg = _test_photo(photo)
     image = read_image(io.BytesIO(jpeg))
-    l = torch.from_numpy(prepare(image).l)
-    rh, rw = render_shape(*l.shape, colorizer.render_size)
-    l_small = torch.nn.functional.interpolate(l[None, None], size=(rh, rw), mode="area")
+    pixels, _ = to_rgb_array(image)
+    l = rgb_to_l(pixels)
+    ab_small = colorizer.predict_ab_small(l)
+    ab = upsample_ab(ab_small, l.shape)
+    rh, rw = ab_small.shape[:2]
+    l_small = torch.nn.functional.interpolate(torch.from_numpy(l)[None, None], size=(rh, rw), mode="area")
     eccv16 = ECCV16Layout().eval()
     x_eccv = torch.rand(1, 1, 256, 256) * 100
+    whole = f"ours: whole pipeline, {image.width}x{image.height} photo"
+    network, eccv = f"ours: network forward only, {rw}x{rh}", "ECCV16 layout: network forward, 256x256"
     with torch.inference_mode():
-        rows = {
-            f"ours: whole pipeline, {image.width}x{image.height} photo": time_call(
-                lambda: colorizer(read_image(io.BytesIO(jpeg))), runs),
-            f"ours: network forward only, {rw}x{rh}": time_call(lambda: colorizer.model(l_small), runs),
-            "ECCV16 layout: network forward, 256x256": time_call(lambda: eccv16(x_eccv), runs),
+        times = {
+            whole: time_call(lambda: colorizer(read_image(io.BytesIO(jpeg))), runs),
+            "  decode (JPEG to RGB array)": time_call(lambda: to_rgb_array(read_image(io.BytesIO(jpeg))), runs),
+            "  L at full resolution": time_call(lambda: rgb_to_l(pixels), runs),
+            f"  network, resize to {rw}x{rh} included": time_call(lambda: colorizer.predict_ab_small(l), runs),
+            "  ab upsampled to full resolution": time_call(lambda: upsample_ab(ab_small, l.shape), runs),
+            "  Lab to display uint8, gamut fit included": time_call(lambda: compose(l, ab), runs),
+            network: time_call(lambda: colorizer.model(l_small), runs),
+            eccv: time_call(lambda: eccv16(x_eccv), runs),
+            "colour upload scored (score_prepared: colorize, gray, PSNR/SSIM/colourfulness of both)": time_call(
+                lambda: score_prepared(colorizer, prepare(image)), runs),
         }
+    rows = {name: _percentiles_ms(t) for name, t in times.items()}
     return {
-        "rows": {name: _percentiles_ms(times) for name, times in rows.items()},
+        "rows": rows,
+        "ratio": rows[eccv][0] / rows[whole][0],
+        "network_ratio": rows[eccv][0] / rows[network][0],
         "params": {"ours": sum(p.numel() for p in colorizer.model.parameters()),
                    "eccv16": sum(p.numel() for p in eccv16.parameters())},
         "model": colorizer.title, "render_size": colorizer.render_size, "threads": threads, "runs": runs,
@@ -164,7 +182,7 @@ def train_throughput(batch_size: int = 32, sizes: Sequence[int] = (128, 256), st
                      compile: bool = False, device: Optional[str] = None) -> list[dict]:
     """Training images/s of each model in ``TRAIN_VARIANTS``, timing the real ``train_step`` on random photos."""
     from .models import build_model
-    from .train import TrainConfig, train_step
+    from .train import train_step
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     unknown = set(models or ()) - set(TRAIN_VARIANTS)
@@ -180,12 +198,11 @@ def train_throughput(batch_size: int = 32, sizes: Sequence[int] = (128, 256), st
                 model.to(memory_format=torch.channels_last)
             flops = _training_flops_per_image(model, size)
             net = torch.compile(model) if compile else model
-            config = TrainConfig(batch_size=batch_size, crop_size=size, image_size=size, channels_last=channels_last)
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=dev)
 
             def step() -> None:
-                train_step(net, optimizer, images, config).item()  # .item() waits for the device
+                train_step(net, optimizer, images, size, channels_last=channels_last).item()  # .item() waits
 
             times = time_call(step, runs=steps, warmup=3 if not compile else 5)
             rate = batch_size / float(np.median(times))
@@ -290,7 +307,7 @@ def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m colorization.bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    lat = sub.add_parser("latency", help="CPU latency of the pipeline beside the ECCV16 layout")
+    lat = sub.add_parser("latency", help="CPU latency of the pipeline, stage by stage, beside the ECCV16 layout")
     lat.add_argument("--weights", help="weights file (default: the best in weights/)")
     lat.add_argument("--photo", help="photo to time (default: a 1024x768 photo made from skimage's coffee)")
     lat.add_argument("--runs", type=int, default=20)
@@ -338,9 +355,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{'':{width}}  {'p50 ms':>8}  {'p95 ms':>8}")
         for name, (p50, p95) in report["rows"].items():
             print(f"{name:{width}}  {p50:8.1f}  {p95:8.1f}")
-        (pipeline, _), (network, _), (eccv16, _) = report["rows"].values()
-        print(f"ECCV16 forward / our whole pipeline (p50): {eccv16 / pipeline:.2f}x; "
-              f"ECCV16 forward / our forward: {eccv16 / network:.2f}x")
+        print(f"ECCV16 forward / our whole pipeline (p50): {report['ratio']:.2f}x; "
+              f"ECCV16 forward / our forward: {report['network_ratio']:.2f}x")
     else:
         report = load(args.url, args.clients, args.requests, args.photo, args.hostile, args.hostile_megapixels,
                       args.server_pid)

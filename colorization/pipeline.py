@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import lab_to_display, rgb_to_l
+from .color import gray_display, lab_to_display, rgb_to_l
 from .images import MAX_MEGAPIXELS, ImageError, as_float, as_uint8, read_image, to_rgb_array
 from .paths import weights_dir
 from .weights import WeightsError, load_weights
@@ -66,8 +66,9 @@ class Prepared:
 
     @functools.cached_property
     def gray(self) -> Image.Image:
-        """The gray baseline (a = b = 0) through the same ``compose`` as every model output."""
-        return compose(self.l, np.zeros(self.l.shape + (2,), np.float32), self.alpha)
+        """The gray baseline (a = b = 0): ``compose`` of zero ab, as every model output is composed, but
+        from a table over L (:func:`~colorization.color.gray_display`, within one level)."""
+        return _as_image(gray_display(self.l), self.alpha)
 
 
 def prepare(image: ImageLike, max_megapixels: float = MAX_MEGAPIXELS) -> Prepared:
@@ -78,11 +79,19 @@ def prepare(image: ImageLike, max_megapixels: float = MAX_MEGAPIXELS) -> Prepare
 
 def compose(l: np.ndarray, ab: np.ndarray, alpha: Optional[np.ndarray] = None) -> Image.Image:
     """Join full-resolution L (H, W) with ab (H, W, 2), fit to the sRGB gamut, return a PIL image."""
-    lab = np.concatenate([l[..., None], ab.astype(np.float32, copy=False)], axis=2)
-    rgb = lab_to_display(lab)
+    lab = cv2.merge([np.ascontiguousarray(l, dtype=np.float32), np.ascontiguousarray(ab, dtype=np.float32)])
+    return _as_image(lab_to_display(lab.reshape(l.shape + (3,))), alpha)
+
+
+def _as_image(rgb: np.ndarray, alpha: Optional[np.ndarray]) -> Image.Image:
     if alpha is not None:
         return Image.fromarray(np.dstack([rgb, as_uint8(alpha)]), "RGBA")
     return Image.fromarray(rgb, "RGB")
+
+
+def upsample_ab(ab: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """ab (h, w, 2) at the network's resolution to the photo's (H, W): bilinear, as richzhang's pipeline."""
+    return cv2.resize(ab, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
@@ -97,7 +106,8 @@ class Colorizer:
 
     def __init__(self, model: torch.nn.Module, render_size: int = DEFAULT_RENDER_SIZE,
                  device: Union[str, torch.device] = "cpu", info: Optional[dict] = None):
-        self.model = model.to(device).eval()
+        # channels_last: oneDNN's depthwise and 1x1 convolutions run faster on NHWC (CPU 23 -> 20 ms, cuDNN 3.4x).
+        self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.device = torch.device(device)
         self.render_size = render_size
         self.info = info or {}
@@ -107,8 +117,8 @@ class Colorizer:
         return str(self.info.get("title", self.info.get("model", {}).get("name", "model")))
 
     @torch.inference_mode()
-    def predict_ab(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
-        """ab (H, W, 2) in Lab units for a full-resolution L (H, W), predicted at ``render_size``."""
+    def predict_ab_small(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
+        """ab (h, w, 2) in Lab units at the network's resolution (:func:`render_shape`) for L (H, W)."""
         size = int(render_size or self.render_size)
         if size < 32 or size % 32:
             raise ValueError(f"render_size must be a multiple of 32 and at least 32, got {size}")
@@ -117,15 +127,20 @@ class Colorizer:
         # INTER_AREA averages when shrinking (no aliasing); upscaling tiny inputs is linear.
         interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
         l_small = cv2.resize(l, (rw, rh), interpolation=interp)
-        x = torch.from_numpy(l_small)[None, None].to(self.device)
-        ab_small = self.model(x)[0].float().permute(1, 2, 0).cpu().numpy()
-        return cv2.resize(ab_small, (w, h), interpolation=cv2.INTER_LINEAR)
+        x = torch.from_numpy(l_small)[None, None].to(self.device, memory_format=torch.channels_last)
+        return self.model(x)[0].float().permute(1, 2, 0).contiguous().cpu().numpy()
+
+    def predict_ab(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
+        """ab (H, W, 2) in Lab units for a full-resolution L (H, W), predicted at ``render_size``."""
+        return upsample_ab(self.predict_ab_small(l, render_size), l.shape)
 
     def colorize_prepared(self, prepared: Prepared, render_size: Optional[int] = None,
                           intensity: float = 1.0) -> Image.Image:
         """Colorize an already prepared photo (lets callers reuse the preparation)."""
-        ab = self.predict_ab(prepared.l, render_size)
-        return compose(prepared.l, ab * float(intensity), prepared.alpha)
+        ab = self.predict_ab_small(prepared.l, render_size)
+        if intensity != 1.0:  # scaled before upsampling: the same numbers, a fraction of the pixels
+            ab = ab * np.float32(intensity)
+        return compose(prepared.l, upsample_ab(ab, prepared.l.shape), prepared.alpha)
 
     def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0) -> Image.Image:
         """Colorize a PIL image or array of any mode; returns RGB (RGBA if it had alpha) at the input size.

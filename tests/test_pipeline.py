@@ -100,11 +100,33 @@ def test_megapixel_limit_is_a_clear_error(tmp_path):
         prepare(np.zeros((3000, 2000), np.uint8), max_megapixels=5)
 
 
-def test_8000x8000_gray_photo_within_memory(colorizer):
-    big = np.zeros((8000, 8000), np.uint8)
-    big[::2] = 200
-    out = colorizer(Image.fromarray(big), render_size=64)
-    assert out.size == (8000, 8000)
+def test_8000x8000_gray_photo_within_memory(weights_file):
+    # 64 megapixels in a fresh process, whose VmHWM (peak resident memory, reset by exec unlike ru_maxrss) is
+    # this colorization's alone: it may add at most 48 bytes a pixel (3 GiB) to what the process held before.
+    # The full-resolution arrays it needs (uint8 input and RGB, float32 L and ab, the output) are ~20 a pixel.
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux's /proc to read the peak memory")
+    script = f"""
+import re, numpy as np, torch
+from PIL import Image
+from colorization import load_colorizer
+def mb(key):
+    return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) // 1024
+torch.set_num_threads(1)
+colorizer = load_colorizer({str(weights_file)!r}, device="cpu")
+big = np.zeros((8000, 8000), np.uint8)
+big[::2] = 200
+image = Image.fromarray(big)
+del big
+before = mb("VmRSS")
+out = colorizer(image, render_size=64)
+assert out.size == (8000, 8000), out.size
+print(before, mb("VmHWM"))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, peak = map(int, done.stdout.split()[-2:])
+    assert peak - before < 3 * 1024, f"peak {peak} MB: {peak - before} MB over the {before} MB held before"
 
 
 @pytest.mark.parametrize("height, width", [(1, 10_000), (10_000, 1), (3, 200_000)])
@@ -134,3 +156,39 @@ print(int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) < 1500, f"peak {done.stdout.split()[-1]} MB"
+
+
+def test_gray_baseline_is_compose_of_zero_ab(eval_photos):
+    from colorization.pipeline import compose
+
+    for path in eval_photos[:3]:
+        prepared = prepare(read_image(path))
+        expected = np.asarray(compose(prepared.l, np.zeros(prepared.l.shape + (2,), np.float32)), dtype=int)
+        diff = np.abs(np.asarray(prepared.gray, dtype=int) - expected)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-5  # a table over L; see test_color for the one level
+    rgba = np.dstack([np.asarray(read_image(eval_photos[0]))[:40, :60], np.full((40, 60), 77, np.uint8)])
+    gray = prepare(rgba).gray
+    assert gray.mode == "RGBA" and (np.asarray(gray)[..., 3] == 77).all()
+
+
+def test_score_prepared_scores_as_scikit_image(colorizer, eval_photos):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from colorization.evaluation import score_prepared
+
+    prepared = prepare(read_image(eval_photos[1]))
+    result, scores = score_prepared(colorizer, prepared, render_size=64)
+    assert np.array_equal(np.asarray(result), np.asarray(colorizer.colorize_prepared(prepared, 64)))
+    for part, image in (("model", np.asarray(result)), ("gray", np.asarray(prepared.gray))):
+        assert scores[part]["psnr"] == peak_signal_noise_ratio(prepared.truth, image, data_range=255)
+        expected = structural_similarity(prepared.truth, image, data_range=255, channel_axis=2, win_size=7)
+        assert abs(scores[part]["ssim"] - expected) < 1e-9
+
+
+def test_predict_ab_is_the_upsampled_low_resolution_prediction(colorizer, eval_photos):
+    from colorization.pipeline import upsample_ab
+
+    l = prepare(read_image(eval_photos[0])).l
+    small = colorizer.predict_ab_small(l, 64)
+    assert small.shape == render_shape(*l.shape, 64) + (2,)
+    assert np.array_equal(colorizer.predict_ab(l, 64), upsample_ab(small, l.shape))
