@@ -49,10 +49,12 @@ def _add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
 
 
 def _render_size(value: str) -> int:
-    size = int(value)
-    if size < 32 or size % 32:
-        raise argparse.ArgumentTypeError(f"must be a multiple of 32 and at least 32, got {size}")
-    return size
+    from .runtime import check_render_size
+
+    try:
+        return check_render_size(int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParser:
@@ -70,6 +72,8 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
     p = sub.add_parser("train", help="train a colorizer (see TrainConfig for every option)")
+    p.add_argument("--config", dest="recipe", metavar="FILE",
+                   help="a recipe (recipes/*.json): TrainConfig fields as JSON; the flags below override it")
     _add_config_arguments(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
 
@@ -123,13 +127,9 @@ def _colorize(args) -> int:
 def _train(args) -> int:
     from .train import TrainConfig, TrainingIOError, train
 
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "resume")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "recipe")}
     try:
-        config = TrainConfig.from_dict(values)
-        from .models import MODELS
-
-        if config.model not in MODELS:
-            raise ValueError(f"unknown model {config.model!r}; known models: {', '.join(sorted(MODELS))}")
+        config = TrainConfig.from_recipe(args.recipe, flags) if args.recipe else TrainConfig.from_dict(flags)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     try:

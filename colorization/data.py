@@ -26,7 +26,7 @@ from .color import rgb_to_lab
 from .images import ImageError, as_float, as_uint8, find_images, read_image, to_float_rgb
 
 __all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files",
-           "random_resized_crop"]
+           "random_resized_crop", "lab_crops"]
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +236,13 @@ def random_resized_crop(images: torch.Tensor, out_size: int, min_scale: float = 
     grid = F.affine_grid(theta, [b, 3, out_size, out_size], align_corners=False)
     x = images.float() / 255.0
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
+
+
+def lab_crops(images: torch.Tensor, crop_size: int, min_scale: float = 0.35,
+              generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch: random resized crops of uint8 photos (B, 3, S, S) as (L (B, 1, c, c), ab (B, 2, c, c)).
+
+    The one batch set-up of every training step (regression, classification and GAN).
+    """
+    lab = rgb_to_lab(random_resized_crop(images, crop_size, min_scale, generator))
+    return lab[:, :1], lab[:, 1:]

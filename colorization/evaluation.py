@@ -6,14 +6,39 @@ import os
 from typing import Optional, Sequence, Union
 
 import numpy as np
+from PIL import Image
 
 from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, image_metrics
 from .pipeline import Colorizer, Prepared, prepare
 
-__all__ = ["evaluate", "format_table", "score_prepared"]
+__all__ = ["evaluate", "format_table", "score_prepared", "score_images", "summarize", "SCORE_KEYS"]
 
-_KEYS = ("psnr", "ssim", "colorfulness")
+SCORE_KEYS = ("psnr", "ssim", "colorfulness")
+
+
+def score_images(result: np.ndarray, gray: np.ndarray, truth: np.ndarray) -> dict:
+    """One photo's record: ``result`` and the ``gray`` baseline scored against ``truth`` (uint8 RGB, one shape).
+
+    ``{"model": {"psnr", "ssim", "colorfulness"}, "gray": {...}, "ground_truth": {"colorfulness"}}``, the schema
+    of every score this package reports.
+    """
+    return {"model": image_metrics(result, truth), "gray": image_metrics(gray, truth),
+            "ground_truth": {"colorfulness": colorfulness(truth)}}
+
+
+def summarize(records: Sequence[dict]) -> dict:
+    """Means over per-photo records (:func:`score_images`' schema), in that schema, plus ``psnr_gain``.
+
+    ``psnr_gain`` is the model's mean PSNR minus gray's (dB). ``evaluate`` and training validation both report this.
+    """
+    def mean(part: str, key: str) -> float:
+        return float(np.mean([r[part][key] for r in records]))
+
+    summary = {part: {k: mean(part, k) for k in SCORE_KEYS} for part in ("model", "gray")}
+    summary["ground_truth"] = {"colorfulness": mean("ground_truth", "colorfulness")}
+    summary["psnr_gain"] = summary["model"]["psnr"] - summary["gray"]["psnr"]
+    return summary
 
 
 def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Optional[int] = None,
@@ -22,23 +47,21 @@ def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Option
 
     Returns (result image, {"model": {...}, "gray": {...}, "ground_truth": {"colorfulness": x}}).
     """
-    truth = prepared.truth
     result = colorizer.colorize_prepared(prepared, render_size, intensity)
-    gray = np.asarray(prepared.gray.convert("RGB"))
-    scores = {
-        "model": image_metrics(np.asarray(result.convert("RGB")), truth),
-        "gray": image_metrics(gray, truth),
-        "ground_truth": {"colorfulness": colorfulness(truth)},
-    }
-    return result, scores
+    return result, score_images(_rgb(result), _rgb(prepared.gray), prepared.truth)
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 view of a composed RGB or RGBA image (no copy through ``convert`` for RGB)."""
+    return np.asarray(image) if image.mode == "RGB" else np.asarray(image)[..., :3]
 
 
 def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], render_size: Optional[int] = None,
              limit: int = 0, progress: bool = True, intensity: float = 1.0) -> dict:
     """Run the full-resolution pipeline on each photo's L and score it against the original.
 
-    Returns ``{"images", "render_size", "intensity", "model", "gray", "ground_truth", "per_image",
-    "errors"}``; the gray baseline goes through the same ``compose`` as the model, so the two compare
+    Returns ``{"images", "render_size", "intensity", "weights", "per_image", "errors"}`` and the means of
+    :func:`summarize`; the gray baseline goes through the same ``compose`` as the model, so the two compare
     fairly. ``intensity`` scales the predicted ab as the app's slider does.
     """
     from tqdm.auto import tqdm
@@ -61,17 +84,12 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
     if not per_image:
         raise ImageError("none of the photos could be read: " + "; ".join(errors[:3]))
 
-    def mean(part: str, key: str) -> float:
-        return float(np.mean([r[part][key] for r in per_image]))
-
     return {
         "images": len(per_image),
         "render_size": size,
         "intensity": float(intensity),
         "weights": colorizer.info.get("path"),
-        "model": {k: mean("model", k) for k in _KEYS},
-        "gray": {k: mean("gray", k) for k in _KEYS},
-        "ground_truth": {"colorfulness": mean("ground_truth", "colorfulness")},
+        **summarize(per_image),
         "per_image": per_image,
         "errors": errors,
     }

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .color import normalize_ab, normalize_l, rgb_to_lab
-from .data import random_resized_crop
+from .color import normalize_ab, normalize_l
+from .data import lab_crops
 
 __all__ = ["PatchDiscriminator", "gan_step", "set_requires_grad"]
 
@@ -43,21 +43,21 @@ class PatchDiscriminator(nn.Module):
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    """Unfreeze (True) or freeze (False) every parameter of ``module``."""
     for p in module.parameters():
         p.requires_grad_(flag)
 
 
 def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: Optional[torch.optim.Optimizer],
-             opt_d: torch.optim.Optimizer, images: torch.Tensor, config, rng: Optional[torch.Generator] = None
-             ) -> dict[str, torch.Tensor]:
+             opt_d: torch.optim.Optimizer, images: torch.Tensor, crop_size: int, min_crop_scale: float,
+             gan_weight: float, rng: Optional[torch.Generator] = None) -> dict[str, torch.Tensor]:
     """One pix2pix-style step: update D on real vs ``fake.detach()``, then G (D frozen) unless ``opt_g`` is None.
 
-    ``opt_g=None`` is the NoGAN critic pretraining phase: the generator only produces samples.
-    ``config`` supplies crop_size, min_crop_scale and gan_weight.
+    ``opt_g=None`` is the NoGAN critic pretraining phase: the generator only produces samples. ``images`` are
+    uint8 photos (B, 3, S, S), cropped as :func:`~colorization.data.lab_crops` says; ``gan_weight`` weighs the
+    adversarial term beside the L1 term.
     """
-    rgb = random_resized_crop(images, config.crop_size, config.min_crop_scale, rng)
-    lab = rgb_to_lab(rgb)
-    l, ab_real = lab[:, :1], lab[:, 1:]
+    l, ab_real = lab_crops(images, crop_size, min_crop_scale, rng)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda")
     with autocast, torch.set_grad_enabled(opt_g is not None):
         ab_fake = generator(l).float()
@@ -77,7 +77,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: Optional[tor
         with autocast:
             loss_g_adv = -discriminator(l, ab_fake).float().mean()
         loss_g_l1 = F.l1_loss(normalize_ab(ab_fake), normalize_ab(ab_real))
-        loss_g = config.gan_weight * loss_g_adv + loss_g_l1
+        loss_g = gan_weight * loss_g_adv + loss_g_l1
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)

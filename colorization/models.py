@@ -21,7 +21,8 @@ from torch import nn
 from .color import denormalize_ab, normalize_l
 from .quantize import ab_bins, annealed_mean
 
-__all__ = ["MODELS", "OUTPUTS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config"]
+__all__ = ["MODELS", "OUTPUTS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config",
+           "unwrap"]
 
 OUTPUTS = ("regression", "classification")
 
@@ -240,8 +241,17 @@ def build_model(name: str, **kwargs: Any) -> _Colorizer:
     return model
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside any nesting of torch.compile, DistributedDataParallel and AveragedModel."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)  # torch.compile
+        if inner is None:
+            inner = getattr(model, "module", None)  # DistributedDataParallel, AveragedModel (EMA)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
 def model_config(model: nn.Module) -> dict:
     """The {"name", "args"} record that :func:`build_model` attached to a model."""
-    model = getattr(model, "module", model)  # unwrap DDP
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    return model.config
+    return unwrap(model).config

@@ -7,9 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .paths import EVAL_FOLDERS, data_dir, runs_dir
+from .runtime import choose_device
 
 __all__ = ["NotebookSetup", "setup"]
 
@@ -53,5 +52,4 @@ def setup() -> NotebookSetup:
         shell.run_line_magic("config", "InlineBackend.print_figure_kwargs = "
                                        "{'bbox_inches': 'tight', 'pil_kwargs': {'quality': 90}}")
     logging.getLogger("colorization").setLevel(logging.ERROR)  # skipped gray photos are counted, not listed
-    return NotebookSetup(fast=os.environ.get("COLORIZATION_FAST") == "1", data=data,
-                         device="cuda" if torch.cuda.is_available() else "cpu")
+    return NotebookSetup(fast=os.environ.get("COLORIZATION_FAST") == "1", data=data, device=choose_device().type)

@@ -10,6 +10,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from .evaluation import SCORE_KEYS
 from .images import read_image
 from .pipeline import Colorizer, prepare
 
@@ -19,9 +20,25 @@ PathLike = Union[str, os.PathLike]
 
 
 def read_log(path: PathLike) -> tuple[list[dict], list[dict]]:
-    """(training records, validation records) of a run's ``log.jsonl``."""
+    """(training records, validation records) of a run's ``log.jsonl``; validations in ``evaluate``'s schema.
+
+    Logs written before validation used that schema (flat keys such as ``model_psnr``) are converted here.
+    """
     records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    return [r for r in records if "lr" in r], [r for r in records if "val" in r]
+    val = [{**r, "val": _nested_scores(r["val"])} for r in records if "val" in r]
+    return [r for r in records if "lr" in r], val
+
+
+def _nested_scores(val: dict) -> dict:
+    """A validation record in ``evaluate``'s schema, whether it was written in it or in the old flat one."""
+    if "model" in val:
+        return val
+    nested = {part: {key: val[f"{part}_{key}"] for key in SCORE_KEYS if f"{part}_{key}" in val}
+              for part in ("model", "gray")}
+    nested["ground_truth"] = {"colorfulness": val["truth_colorfulness"]} if "truth_colorfulness" in val else {}
+    if "psnr" in nested["model"] and "psnr" in nested["gray"]:
+        nested["psnr_gain"] = val.get("psnr_gain", nested["model"]["psnr"] - nested["gray"]["psnr"])
+    return nested
 
 
 def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, title: str = ""):
@@ -58,12 +75,12 @@ def plot_training_log(log_path: PathLike, out_path: Optional[PathLike] = None, t
         axes[3].set(xlabel="step", ylabel="hinge loss", title="critic and generator")
         axes[3].legend()
     vsteps = [r["step"] for r in val]
-    axes[1].plot(vsteps, [r["val"]["model_psnr"] for r in val], "o-", label="model")
-    axes[1].plot(vsteps, [r["val"]["gray_psnr"] for r in val], "s--", label="gray baseline")
+    axes[1].plot(vsteps, [r["val"]["model"]["psnr"] for r in val], "o-", label="model")
+    axes[1].plot(vsteps, [r["val"]["gray"]["psnr"] for r in val], "s--", label="gray baseline")
     axes[1].set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (held-out photos)")
     axes[1].legend()
-    axes[2].plot(vsteps, [r["val"]["model_colorfulness"] for r in val], "o-", label="model")
-    axes[2].plot(vsteps, [r["val"]["truth_colorfulness"] for r in val], "s--", label="ground truth")
+    axes[2].plot(vsteps, [r["val"]["model"]["colorfulness"] for r in val], "o-", label="model")
+    axes[2].plot(vsteps, [r["val"]["ground_truth"]["colorfulness"] for r in val], "s--", label="ground truth")
     axes[2].set(xlabel="step", ylabel="colourfulness", title="validation colourfulness")
     axes[2].legend()
     if title:

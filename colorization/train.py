@@ -16,14 +16,14 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import tempfile
 import time
+import typing
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -34,19 +34,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .color import normalize_ab, rgb_to_lab
-from .data import decode_photos, random_resized_crop, split_files
+from .data import decode_photos, lab_crops, split_files
+from .evaluation import score_images, summarize
+from .files import atomic_write
 from .gan import PatchDiscriminator, gan_step
 from .images import find_images
-from .metrics import colorfulness, image_metrics
-from .models import build_model, model_config
+from .models import build_model, model_config, unwrap
 from .paths import data_dir
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
-from .files import atomic_write
+from .runtime import check_render_size, choose_device, hardware_name
 from .weights import load_weights, save_weights
 
-__all__ = ["TrainConfig", "TrainingIOError", "train", "train_step", "validate", "selection_score", "holdout_split",
-           "LOSSES"]
+__all__ = ["TrainConfig", "TrainingIOError", "StepBudget", "Processes", "train", "train_step", "validate",
+           "selection_score", "holdout_split", "save_checkpoint", "load_checkpoint", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -112,34 +113,60 @@ class TrainConfig:
         for name in ("steps", "batch_size", "image_size", "crop_size", "val_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.render_size:
+            check_render_size(self.render_size)
         if isinstance(self.data, (str, os.PathLike)):
             self.data = [str(self.data)]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
+        """A config from plain values (flags, a recipe, a weights file's record); unknown keys and wrong types raise."""
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(values) - set(hints))
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**values)
+            known = ", ".join(f.name for f in fields(cls))
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {known}")
+        return cls(**{key: _typed(key, value, hints[key]) for key, value in values.items()})
+
+    @classmethod
+    def from_recipe(cls, path: Union[str, os.PathLike], overrides: Optional[dict[str, Any]] = None) -> "TrainConfig":
+        """The config in a recipe file (a JSON object of fields), with ``overrides`` (e.g. flags) on top.
+
+        Relative ``data`` and ``val_data`` paths in the file are relative to :func:`~colorization.paths.data_dir`,
+        so a recipe runs wherever the photo collection is; all other paths are relative to the working folder.
+        """
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a recipe is a JSON object of TrainConfig fields")
+        try:
+            cls.from_dict(values)  # the file's own mistakes, reported with its name
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        for key in ("data", "val_data"):
+            if key in values:
+                folders = [values[key]] if isinstance(values[key], str) else values[key]
+                values[key] = [str(data_dir() / folder) for folder in folders]
+        return cls.from_dict({**values, **(overrides or {})})
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
+def _typed(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as field ``name`` of type ``hint`` takes it (a float field takes an int, a list one string)."""
+    kind = typing.get_origin(hint) or hint
+    if kind is float and type(value) is int:
+        value = float(value)
+    if kind is list and isinstance(value, (str, os.PathLike)):
+        value = [str(value)]
+    fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if kind is list:
+        fits = fits and all(isinstance(v, str) for v in value)
+    if not fits:
+        raise ValueError(f"config key {name!r} must be {'a list of str' if kind is list else kind.__name__}, "
+                         f"got {value!r:.60}")
+    return value
 
 
 def _batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
@@ -152,13 +179,13 @@ def _batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tenso
 
 @torch.no_grad()
 def validate(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> dict:
-    """Mean PSNR/SSIM/colourfulness of model and gray baseline on uint8 photos (N, 3, S, S).
+    """Model and gray baseline scored on uint8 photos (N, 3, S, S), in ``evaluate``'s schema (:func:`summarize`).
 
-    Each result goes through the pipeline's own ``compose``, so these numbers are computed exactly
-    as ``evaluate`` computes them.
+    Each result goes through the pipeline's own ``compose`` and :func:`score_images`, so these numbers are
+    computed exactly as ``evaluate`` computes them.
     """
     model.eval()
-    sums: dict[str, float] = {}
+    records = []
     for start in range(0, images.shape[0], batch_size):
         rgb = images[start : start + batch_size].to(device).float() / 255.0
         lab = rgb_to_lab(rgb)
@@ -168,34 +195,82 @@ def validate(model: nn.Module, images: torch.Tensor, device: torch.device, batch
             truth = images[start + i].permute(1, 2, 0).numpy()
             pred = np.asarray(compose(l, ab_pred[i].permute(1, 2, 0).cpu().numpy()))
             gray = np.asarray(compose(l, np.zeros(l.shape + (2,), np.float32)))
-            for prefix, result in (("model", pred), ("gray", gray)):
-                for key, value in image_metrics(result, truth).items():
-                    sums[f"{prefix}_{key}"] = sums.get(f"{prefix}_{key}", 0.0) + value
-            sums["truth_colorfulness"] = sums.get("truth_colorfulness", 0.0) + colorfulness(truth)
-    n = images.shape[0]
-    out = {k: v / n for k, v in sums.items()}
-    out["psnr_gain"] = out["model_psnr"] - out["gray_psnr"]
-    return out
+            records.append(score_images(pred, gray, truth))
+    return summarize(records)
 
 
-def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+def selection_score(val: dict, kind: str, gan_min_psnr_gain: float = TrainConfig.gan_min_psnr_gain) -> float:
+    """How good a validation (:func:`validate`) is when choosing the best checkpoint: higher is better.
+
+    ``kind`` "regression": PSNR. "gan": colourfulness among the checkpoints that keep at least
+    ``gan_min_psnr_gain`` dB over gray (below that, the PSNR gain decides). "classification", whose virtue
+    is colour rather than PSNR: colourfulness among the checkpoints whose SSIM is at least gray's (below
+    that, SSIM decides).
+    """
+    if kind == "gan":
+        if val["psnr_gain"] >= gan_min_psnr_gain:
+            return 1000.0 + val["model"]["colorfulness"]
+        return val["psnr_gain"]
+    if kind == "classification":
+        ssim_gain = val["model"]["ssim"] - val["gray"]["ssim"]
+        return 1000.0 + val["model"]["colorfulness"] if ssim_gain >= 0 else ssim_gain
+    if kind != "regression":
+        raise ValueError(f"unknown kind of model {kind!r}; known: regression, classification, gan")
+    return val["model"]["psnr"]
+
+
+class StepBudget:
+    """How many steps a run takes: ``steps``, or fewer when ``seconds`` of training would not fit them.
+
+    The seconds per step are measured once, on steps 20-100 of the phase that lasts (after cudnn autotuning
+    and compilation; a GAN's joint phase, after ``offset`` critic-only steps, costs more per step), and
+    ``total`` is cut to what fits with 8 % left for validation and checkpoints. The learning-rate schedule
+    reads ``total``, so it follows the cut.
+    """
+
+    def __init__(self, steps: int, seconds: float = 0.0, offset: int = 0):
+        self.total, self.seconds, self.offset = steps, seconds, offset
+        self._window, self._t_start, self._t_from = (0, 0), 0.0, 0.0
+
+    def start(self) -> None:
+        """Start the clock as the loop starts (on resume, ``total`` already holds what the budget chose)."""
+        measure = self.seconds > 0 and self.total > self.offset + 100
+        self._window = (self.offset + 20, self.offset + 100) if measure else (0, 0)
+        self._t_start = self._t_from = time.perf_counter()
+
+    def after_step(self, step: int, agree: Callable[[int], int] = lambda n: n) -> Optional[dict]:
+        """Call after each step (``step`` counts it); when it cuts ``total``, returns the record for the log.
+
+        ``agree`` turns this process's count into the one all processes use (every rank must stop together).
+        """
+        first, last = self._window
+        if step == first:
+            self._t_from = time.perf_counter()
+        if step != last:
+            return None
+        per_step = (time.perf_counter() - self._t_from) / (last - first)
+        left = self.seconds - (time.perf_counter() - self._t_start)
+        self.total = min(self.total, agree(step + max(int(0.92 * left / per_step), 1)))
+        return {"step": step, "steps_for_budget": self.total, "seconds_per_step": round(per_step, 5)}
+
+
+def _param_groups(model: nn.Module, lr: float, encoder_lr_mult: float, weight_decay: float) -> list[dict]:
     groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
         is_encoder = name.startswith("encoder.")
         decay = p.ndim > 1  # no weight decay on biases and norm scales
         groups.setdefault((is_encoder, decay), []).append(p)
     return [
-        {"params": ps, "lr": config.lr * (config.encoder_lr_mult if enc else 1.0),
-         "weight_decay": config.weight_decay if decay else 0.0}
+        {"params": ps, "lr": lr * (encoder_lr_mult if enc else 1.0), "weight_decay": weight_decay if decay else 0.0}
         for (enc, decay), ps in groups.items()
     ]
 
 
-def _schedule(config: TrainConfig):
+def _schedule(warmup_steps: int, budget: StepBudget) -> Callable[[int], float]:
     def factor(step: int) -> float:  # linear warm-up, then cosine down to 5%
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(config.steps - config.warmup_steps, 1)
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(budget.total - warmup_steps, 1)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     return factor
@@ -245,52 +320,47 @@ def _truncate_log(path: Path, step: int) -> None:
         atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in lines)))
 
 
-def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, config: TrainConfig,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """One optimisation step on a uint8 batch (B, 3, S, S): augment, Lab, predict ab, loss, update.
+def save_checkpoint(path: Path, parts: dict[str, Any], progress: dict[str, Any]) -> None:
+    """Write ``progress`` (step, best, ...) and the ``state_dict`` of each part that is not None, atomically."""
+    state = {**progress, **{name: part.state_dict() for name, part in parts.items() if part is not None}}
+    with _writing(path):
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
 
-    Shared by ``train`` and the training benchmark, so the benchmark times exactly this.
+
+def load_checkpoint(path: Path, parts: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Load each part (those not None) from a checkpoint of :func:`save_checkpoint`; returns the whole state."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    for name, part in parts.items():
+        if part is not None:
+            part.load_state_dict(state[name])
+    return state
+
+
+def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, crop_size: int,
+               min_crop_scale: float = TrainConfig.min_crop_scale, regression_loss: str = TrainConfig.loss,
+               rebalance: float = TrainConfig.rebalance, channels_last: bool = False,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One optimisation step on a uint8 batch (B, 3, S, S): crop to Lab, predict ab, loss, update; returns the loss.
+
+    ``regression_loss`` names the loss of a regression model (:data:`LOSSES`); a classification model uses the
+    rebalanced cross-entropy with ``rebalance`` as its lambda. Shared by ``train`` and the training benchmark,
+    so the benchmark times exactly this.
     """
-    rgb = random_resized_crop(images, config.crop_size, config.min_crop_scale, generator)
-    lab = rgb_to_lab(rgb)
-    l, ab = lab[:, :1], lab[:, 1:]
-    if config.channels_last:
+    l, ab = lab_crops(images, crop_size, min_crop_scale, generator)
+    if channels_last:
         l = l.contiguous(memory_format=torch.channels_last)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
         out = net(l, raw=True)
-    model = _unwrap(net)
+    model = unwrap(net)
     if model.output == "classification":
-        loss = classification_loss(out, ab, model.ab_bins, rebalance_weights(model.class_prior, config.rebalance))
+        loss = classification_loss(out, ab, model.ab_bins, rebalance_weights(model.class_prior, rebalance))
     else:
-        loss = LOSSES[config.loss](out.float(), normalize_ab(ab))
+        loss = LOSSES[regression_loss](out.float(), normalize_ab(ab))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     optimizer.step()
     return loss.detach()
-
-
-def _unwrap(net: nn.Module) -> nn.Module:
-    net = getattr(net, "_orig_mod", net)  # torch.compile
-    return getattr(net, "module", net)  # DistributedDataParallel
-
-
-def selection_score(val: dict, config: TrainConfig, output: str = "regression") -> float:
-    """Which validation is best.
-
-    Regression: PSNR. GAN: colourfulness among the checkpoints that keep at least
-    ``gan_min_psnr_gain`` dB over gray (below that, PSNR decides). Classification, whose virtue is
-    colour rather than PSNR: colourfulness among the checkpoints whose SSIM is at least gray's
-    (below that, SSIM decides).
-    """
-    if config.gan:
-        if val["psnr_gain"] >= config.gan_min_psnr_gain:
-            return 1000.0 + val["model_colorfulness"]
-        return val["psnr_gain"]
-    if output == "classification":
-        ssim_gain = val["model_ssim"] - val["gray_ssim"]
-        return 1000.0 + val["model_colorfulness"] if ssim_gain >= 0 else ssim_gain
-    return val["model_psnr"]
 
 
 def holdout_split(config: TrainConfig) -> tuple[list[Path], list[Path]]:
@@ -316,59 +386,76 @@ def holdout_split(config: TrainConfig) -> tuple[list[Path], list[Path]]:
     return split_files(files, config.val_count, config.seed)
 
 
-def _distributed(device_name: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); joins the process group when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, _device(device_name)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = _device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world, device
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in a run: its rank, the number of processes, its device (torchrun starts several)."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @classmethod
+    def join(cls, device_name: str) -> "Processes":
+        """The device alone, or, when started by torchrun, this rank's device in the joined process group."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        device = choose_device(device_name)
+        if world == 1:
+            return cls(0, 1, device)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), world, device)
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that writes."""
+        return self.rank == 0
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """``model`` under DistributedDataParallel (it averages gradients across processes) when there are several."""
+        if self.world == 1:
+            return model
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def smallest(self, n: int) -> int:
+        """The smallest of every process's ``n``."""
+        if self.world == 1:
+            return n
+        value = torch.tensor([n], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return int(value.item())
+
+    def gather(self, value: Any) -> list:
+        """Every process's ``value``, in rank order."""
+        values: list = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
+
+    def leave(self) -> None:
+        """Leave the process group, all ranks together (one that tears down gloo while a peer still talks can abort)."""
+        if self.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def _parameter_checksum(model: nn.Module) -> float:
     return float(sum(p.detach().double().sum().item() for p in model.parameters()))
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train a colorizer as ``config`` says; returns the path of the best weights (by validation PSNR).
+def _check_model(config: TrainConfig) -> None:
+    """Raise build_model's error for a bad model name or arguments now, not after minutes of decoding."""
+    if config.init_weights:
+        return  # the file names its model
+    # On the meta device, nothing is allocated; with the random state put back, the real build draws the same weights.
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        build_model(config.model, **config.model_args)
 
-    Writes to ``config.out_dir``: ``log.jsonl`` (train and validation records), ``checkpoint.pt``
-    (atomic, for ``resume``) and ``best.safetensors``. Under ``torchrun`` each process trains on its
-    own shard of the photos with DistributedDataParallel and only rank 0 writes. A write that fails
-    raises :class:`TrainingIOError`; ``resume`` without a checkpoint raises ``FileNotFoundError``.
-    """
-    from tqdm.auto import tqdm
 
-    rank, world, device = _distributed(config.device)
-    main_process = rank == 0
-    out = Path(config.out_dir)
-    ckpt_path, log_path, best_path = out / "checkpoint.pt", out / "log.jsonl", out / "best.safetensors"
-    if resume and not ckpt_path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {ckpt_path}; run without --resume to start")
-    if main_process:  # only rank 0 writes
-        _check_out_dir(out)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-
-    train_files, val_files = holdout_split(config)
-    show = progress and main_process
-    cache = config.cache_dir or None
-    train_set = decode_photos(train_files[rank::world], config.image_size, config.workers, progress=show,
-                              cache_dir=cache)
-    val_set = decode_photos(val_files if main_process else [], config.image_size, config.workers, progress=show,
-                            cache_dir=cache)
-    if len(train_set.files) == 0:
-        raise ValueError("no usable colour photos to train on (all unreadable or gray)")
-    # Small enough to live on the GPU: then augmentation never waits for the CPU.
-    train_images = train_set.images.to(device)
-
+def _initial_model(config: TrainConfig, device: torch.device, train_images: torch.Tensor
+                   ) -> tuple[nn.Module, dict, Optional[str]]:
+    """(the model to train on ``device``, the metadata of ``init_weights`` or {}, where a class prior came from)."""
     init_meta: dict = {}
     if config.init_weights:
         model, init_meta = load_weights(config.init_weights)
@@ -385,8 +472,52 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         if config.prior:
             prior, prior_source = load_prior(config.prior, model.ab_bins), config.prior
         else:
-            prior, prior_source = compute_prior(train_images, model.ab_bins), f"{len(train_set.files)} training photos"
+            prior, prior_source = compute_prior(train_images, model.ab_bins), f"{len(train_images)} training photos"
         model.class_prior.copy_(prior.to(device))
+    return model, init_meta, prior_source
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train a colorizer as ``config`` says (``config`` is not changed); returns the path of the best weights.
+
+    The best is the validation that :func:`selection_score` ranks highest for this kind of model: the
+    highest PSNR for a regression model; for a GAN, the most colourful one that keeps ``gan_min_psnr_gain``
+    dB over gray; for a classification model, the most colourful one with SSIM at least gray's. Without
+    validation photos, the final weights. Writes to ``config.out_dir``: ``log.jsonl`` (train and validation
+    records), ``checkpoint.pt`` (atomic, for ``resume``) and ``best.safetensors``, whose metadata records the
+    steps taken (``training.total_steps``: fewer than ``config.steps`` when ``time_budget_s`` cut them).
+    Under ``torchrun`` each process trains on its own shard of the photos with DistributedDataParallel and
+    only rank 0 writes. A write that fails raises :class:`TrainingIOError`; ``resume`` without a checkpoint
+    raises ``FileNotFoundError``.
+    """
+    from tqdm.auto import tqdm
+
+    _check_model(config)
+    procs = Processes.join(config.device)
+    rank, world, device = procs.rank, procs.world, procs.device
+    out = Path(config.out_dir)
+    ckpt_path, log_path, best_path = out / "checkpoint.pt", out / "log.jsonl", out / "best.safetensors"
+    if resume and not ckpt_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {ckpt_path}; run without --resume to start")
+    if procs.main:  # only rank 0 writes
+        _check_out_dir(out)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    train_files, val_files = holdout_split(config)
+    show = progress and procs.main
+    cache = config.cache_dir or None
+    train_set = decode_photos(train_files[rank::world], config.image_size, config.workers, progress=show,
+                              cache_dir=cache)
+    val_set = decode_photos(val_files if procs.main else [], config.image_size, config.workers, progress=show,
+                            cache_dir=cache)
+    if len(train_set.files) == 0:
+        raise ValueError("no usable colour photos to train on (all unreadable or gray)")
+    # Small enough to live on the GPU: then augmentation never waits for the CPU.
+    train_images = train_set.images.to(device)
+
+    model, init_meta, prior_source = _initial_model(config, device, train_images)
     discriminator, opt_d = None, None
     if config.gan:
         if world > 1:
@@ -399,103 +530,87 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         model.to(memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) \
         if config.ema_decay > 0 else None
-    optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    optimizer = torch.optim.AdamW(_param_groups(model, config.lr, config.encoder_lr_mult, config.weight_decay),
+                                  lr=config.lr)
+    budget = StepBudget(config.steps, config.time_budget_s, config.d_pretrain_steps if config.gan else 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.warmup_steps, budget))
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "ema": ema,
+             "discriminator": discriminator, "opt_d": opt_d}
     step, best, elapsed = 0, {"score": -math.inf, "step": 0, "val": None}, 0.0
 
     if resume:
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if discriminator is not None:
-            discriminator.load_state_dict(state["discriminator"])
-            opt_d.load_state_dict(state["opt_d"])
+        state = load_checkpoint(ckpt_path, parts, device)
         step, best, elapsed = state["step"], state["best"], state["elapsed"]
         if config.time_budget_s > 0:
-            config.steps = state.get("steps", config.steps)  # the step count the budget chose
+            budget.total = state.get("steps", config.steps)  # the step count the budget chose
         best.setdefault("score", best.get("psnr", -math.inf))
-        if main_process:
+        if procs.main:
             _truncate_log(log_path, step)
         log.info("resumed from %s at step %d", ckpt_path, step)
-    elif main_process:
+    elif procs.main:
         with _writing(log_path):
             log_path.unlink(missing_ok=True)
 
-    # DDP averages gradients across processes; the unwrapped ``model`` is what gets saved.
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else model
-    forward = torch.compile(net) if config.compile else net
+    forward = procs.wrap(model)  # the unwrapped ``model`` is what gets saved
+    if config.compile:
+        forward = torch.compile(forward)
+    kind = "gan" if config.gan else model.output
+    averaged = ema.module if ema is not None else model  # what is validated and exported
+    render_size = config.render_size or int(init_meta.get("render_size", DEFAULT_RENDER_SIZE))
 
-    def training_info(final_step: int) -> dict:
-        return {
+    def export(path: Path, title: str, metrics: dict) -> None:
+        training = {
             "data": [str(d) for d in config.data],
             "train_photos": len(train_files),
             "val_photos": len(val_set.files),
             "skipped_photos": len(train_set.skipped) + len(val_set.skipped),
-            "steps": final_step,
-            "total_steps": config.steps,
+            "steps": step,
+            "total_steps": budget.total,
             "batch_size": config.batch_size * world,
             "crop_size": config.crop_size,
-            "images_seen": final_step * config.batch_size * world,
+            "images_seen": step * config.batch_size * world,
             "wall_time_s": round(elapsed, 1),
-            "hardware": _hardware(device) + (f" x {world} processes" if world > 1 else ""),
+            "hardware": hardware_name(device) + (f" x {world} processes" if world > 1 else ""),
             "torch": torch.__version__,
             "config": asdict(config),
             **({"class_prior_from": prior_source} if prior_source else {}),
             **({"initialized_from": {"path": config.init_weights, "title": init_meta.get("title"),
                                      "training": init_meta.get("training")}} if init_meta else {}),
         }
+        with _writing(path):
+            save_weights(path, averaged, {"title": config.title or title, "render_size": render_size,
+                                          "training": training, "metrics": metrics})
 
-    render_size = config.render_size or int(init_meta.get("render_size", DEFAULT_RENDER_SIZE))
     t_last, n_last = time.perf_counter(), 0
-    # The budget is fitted on steps 20-100 of the phase that lasts (a GAN's joint phase costs more
-    # per step than its critic-only start).
-    offset = config.d_pretrain_steps if config.gan else 0
-    budget_from, budget_at = (offset + 20, offset + 100) if config.steps > offset + 100 else (0, 0)
-    t_loop = t_budget = time.perf_counter()
+    budget.start()
     # A context, so that an error is printed below a closed bar, not glued to its line.
-    with tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not show) as bar:
-        while step < config.steps:
+    with tqdm(total=budget.total, initial=step, desc="train", unit="step", disable=not show) as bar:
+        while step < budget.total:
             t0 = time.perf_counter()
             model.train()
             idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed + 7919 * rank).to(device)
             gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step + 7919 * rank)
             if discriminator is None:
-                losses = {"loss": train_step(forward, optimizer, train_images[idx], config, gen)}
+                losses = {"loss": train_step(forward, optimizer, train_images[idx], config.crop_size,
+                                             config.min_crop_scale, config.loss, config.rebalance,
+                                             config.channels_last, gen)}
             else:
-                critic_only = step < config.d_pretrain_steps
-                losses = gan_step(forward, discriminator, None if critic_only else optimizer, opt_d,
-                                  train_images[idx], config, gen)
-            generator_stepped = discriminator is None or "loss_g_l1" in losses
-            if generator_stepped:
+                opt_g = None if step < config.d_pretrain_steps else optimizer  # NoGAN: the critic alone first
+                losses = gan_step(forward, discriminator, opt_g, opt_d, train_images[idx], config.crop_size,
+                                  config.min_crop_scale, config.gan_weight, gen)
+            if discriminator is None or "loss_g_l1" in losses:  # the generator stepped
                 scheduler.step()
                 if ema is not None:
                     ema.update_parameters(model)
             step += 1
             elapsed += time.perf_counter() - t0
             n_last += idx.numel() * world
-            if config.time_budget_s > 0 and step == budget_from:
-                t_budget = time.perf_counter()
-            if config.time_budget_s > 0 and step == budget_at:
-                # Seconds per step measured after warm-up (cudnn autotuning, compilation); 8 % is left
-                # for validation and checkpoints. The schedule reads config.steps, so it adapts too.
-                per_step = (time.perf_counter() - t_budget) / (budget_at - budget_from)
-                left = config.time_budget_s - (time.perf_counter() - t_loop)
-                fits = step + max(int(0.92 * left / per_step), 1)
-                if world > 1:  # every rank must stop at the same step
-                    agreed = torch.tensor([fits], device=device)
-                    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
-                    fits = int(agreed.item())
-                if fits < config.steps:
-                    config.steps = fits
-                    bar.total = fits
-                if main_process:
-                    _append_jsonl(log_path, {"step": step, "steps_for_budget": config.steps,
-                                             "seconds_per_step": round(per_step, 5)})
-            if main_process and (step % config.log_every == 0 or step == config.steps):
+            cut = budget.after_step(step, procs.smallest)
+            if cut:
+                bar.total = budget.total
+                if procs.main:
+                    _append_jsonl(log_path, cut)
+            if procs.main and (step % config.log_every == 0 or step == budget.total):
                 rate = n_last / max(time.perf_counter() - t_last, 1e-9)
                 t_last, n_last = time.perf_counter(), 0
                 values = {k: round(v.item(), 6) for k, v in losses.items()}
@@ -504,45 +619,24 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 bar.set_postfix(**{k.replace("loss_", ""): f"{v:.4f}" for k, v in values.items()}, img_s=f"{rate:.0f}")
             bar.update(1)
 
-            if main_process and (step % config.val_every == 0 or step == config.steps) and len(val_set.files):
-                averaged = ema.module if ema is not None else model
+            if procs.main and (step % config.val_every == 0 or step == budget.total) and len(val_set.files):
                 val = validate(averaged, val_set.images, device)
                 _append_jsonl(log_path, {"step": step, "val": val})
-                score = selection_score(val, config, model.output)
+                score = selection_score(val, kind, config.gan_min_psnr_gain)
                 if score > best["score"]:
                     best = {"score": score, "step": step, "val": val}
-                    with _writing(best_path):
-                        save_weights(best_path, averaged, {
-                            "title": config.title or f"{model_config(model)['name']} ({step} steps)",
-                            "render_size": render_size,
-                            "training": training_info(step),
-                            "metrics": {"validation": val},
-                        })
+                    export(best_path, f"{model_config(model)['name']} ({step} steps)", {"validation": val})
                 t_last, n_last = time.perf_counter(), 0  # validation time is not training throughput
-            if main_process and (step % config.checkpoint_every == 0 or step == config.steps):
-                state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "best": best, "elapsed": elapsed, "steps": config.steps,
-                         "config": asdict(config)}
-                if ema is not None:
-                    state["ema"] = ema.state_dict()
-                if discriminator is not None:
-                    state["discriminator"], state["opt_d"] = discriminator.state_dict(), opt_d.state_dict()
-                with _writing(ckpt_path):
-                    atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+            if procs.main and (step % config.checkpoint_every == 0 or step == budget.total):
+                save_checkpoint(ckpt_path, parts, {"step": step, "best": best, "elapsed": elapsed,
+                                                   "steps": budget.total, "config": asdict(config)})
     if world > 1:
         # Record that every process ended with the same weights (DDP's promise, checked).
-        sums: list = [None] * world
-        dist.all_gather_object(sums, _parameter_checksum(model))
-        if main_process:
+        sums = procs.gather(_parameter_checksum(model))
+        if procs.main:
             _append_jsonl(log_path, {"step": step, "rank_checksums": sums})
         dist.barrier()
-    if main_process and not best_path.exists():  # no validation photos: export the final weights instead
-        with _writing(best_path):
-            save_weights(best_path, ema.module if ema is not None else model, {
-                "title": config.title or model_config(model)["name"], "render_size": render_size,
-                "training": training_info(step), "metrics": {}})
-    if world > 1:
-        # Both ranks leave together: a rank that tears down gloo while its peer still talks can abort.
-        dist.barrier()
-        dist.destroy_process_group()
+    if procs.main and not best_path.exists():  # no validation photos: export the final weights instead
+        export(best_path, model_config(model)["name"], {})
+    procs.leave()
     return best_path

@@ -19,7 +19,7 @@ from torch import nn
 
 from .color import LAB_NORMALIZATION
 from .files import atomic_write
-from .models import build_model, model_config
+from .models import build_model, model_config, unwrap
 
 __all__ = ["WeightsError", "save_weights", "load_weights", "read_metadata", "update_metadata", "interpolate_weights",
            "training_summary", "training_config", "FORMAT"]
@@ -37,8 +37,7 @@ def save_weights(path: PathLike, model: nn.Module, info: dict[str, Any], half: b
 
     ``info`` may hold ``title``, ``render_size``, ``training`` and ``metrics``; everything is stored as JSON.
     """
-    model = getattr(model, "module", model)
-    model = getattr(model, "_orig_mod", model)
+    model = unwrap(model)
     tensors = {}
     for key, value in model.state_dict().items():
         value = value.detach().to("cpu")

@@ -12,29 +12,70 @@ from colorization.weights import load_weights, save_weights
 
 
 def test_discriminator_sees_l_and_ab_and_gives_patch_logits():
-    d = PatchDiscriminator(base_channels=16)
-    out = d(torch.rand(2, 1, 64, 64) * 100, torch.randn(2, 2, 64, 64) * 20)
-    assert out.shape[:2] == (2, 1) and out.shape[-1] > 1  # one logit per patch, not per image
-    assert all(hasattr(m, "parametrizations") for m in d.modules() if isinstance(m, torch.nn.Conv2d))
-
-
-def test_gan_step_updates_d_always_and_g_only_when_asked():
     torch.manual_seed(0)
-    g, d = build_model("unet", base_channels=8, depth=2), PatchDiscriminator(base_channels=8)
-    opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
-    config = TrainConfig(crop_size=32, gan=True)
+    d = PatchDiscriminator(base_channels=16).eval()  # eval: no power iteration, so equal inputs give equal logits
+    l, ab = torch.rand(2, 1, 64, 64) * 100, torch.randn(2, 2, 64, 64) * 20
+    out = d(l, ab)
+    assert out.shape[:2] == (2, 1) and out.shape[-1] > 1  # one logit per patch, not per image
+    assert torch.equal(d(l, ab), out)
+    assert not torch.allclose(d(l, ab + 10), out) and not torch.allclose(d(l * 0.5, ab), out)  # it judges ab given L
+
+
+def test_every_critic_layer_has_spectral_norm_one_however_large_its_raw_weights_grow():
+    # Spectral norm, as behaviour: each conv's effective weight (out, in*k*k) has largest singular value 1,
+    # even after its raw weights grow 25-fold as an unchecked critic's would; without it they would be ~25.
+    torch.manual_seed(0)
+    d = PatchDiscriminator(base_channels=16)
+    with torch.no_grad():
+        for p in d.parameters():
+            p.mul_(25.0)
+        for _ in range(10):  # power iterations happen in training mode
+            d(torch.rand(2, 1, 64, 64) * 100, torch.randn(2, 2, 64, 64) * 20)
+        convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+        sigmas = [torch.linalg.matrix_norm(m.weight.flatten(1), ord=2).item() for m in convs]
+    assert len(convs) == 5 and all(abs(s - 1.0) < 0.1 for s in sigmas), sigmas
+
+
+def _gradient_log(*nets):
+    """A list that gets one name per parameter each time a backward pass reaches it."""
+    log = []
+    for name, net in nets:
+        for p in net.parameters():
+            p.register_hook(lambda grad, name=name: log.append(name))
+    return log
+
+
+def test_gan_step_trains_d_on_detached_fakes_then_g_with_d_frozen():
+    settings = {"crop_size": 32, "min_crop_scale": 0.35, "gan_weight": 0.02}
     images = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8)
+    pairs = []
+    for _ in range(2):  # two identical (G, D) pairs: one takes a critic-only step, the other a joint step
+        torch.manual_seed(0)
+        pairs.append((build_model("unet", base_channels=8, depth=2), PatchDiscriminator(base_channels=8)))
+    (g_critic, d_critic), (g, d) = pairs
+    n_g, n_d = len(list(g.parameters())), len(list(d.parameters()))
     g0 = [p.detach().clone() for p in g.parameters()]
     d0 = [p.detach().clone() for p in d.parameters()]
-    losses = gan_step(g, d, None, opt_d, images, config)  # critic pretraining: G frozen
-    assert set(losses) == {"loss_d_real", "loss_d_fake"}
-    assert all(torch.equal(a, b) for a, b in zip(g0, g.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
-    losses = gan_step(g, d, opt_g, opt_d, images, config)
+    log = _gradient_log(("g", g_critic), ("d", d_critic), ("g", g), ("d", d))
+
+    opt_d = torch.optim.Adam(d_critic.parameters(), 1e-3)
+    losses = gan_step(g_critic, d_critic, None, opt_d, images, **settings, rng=torch.Generator().manual_seed(1))
+    assert set(losses) == {"loss_d_real", "loss_d_fake"}  # critic pretraining:
+    assert log == ["d"] * n_d  # one backward pass, D's, and it reached every D parameter and no G one
+    assert all(torch.equal(a, b) for a, b in zip(g0, g_critic.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, d_critic.parameters()))
+
+    log.clear()
+    opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
+    losses = gan_step(g, d, opt_g, opt_d, images, **settings, rng=torch.Generator().manual_seed(1))
     assert set(losses) == {"loss_d_real", "loss_d_fake", "loss_g_adv", "loss_g_l1"}
     assert all(math.isfinite(v.item()) for v in losses.values())
+    # D's loss reached D alone (it saw fake.detach()), then G's loss reached G alone (D frozen while G stepped)
+    assert log == ["d"] * n_d + ["g"] * n_g
     assert any(not torch.equal(a, b) for a, b in zip(g0, g.parameters()))
-    assert all(p.requires_grad for p in d.parameters())  # D unfrozen again for its next step
+    # G's half of the step left D's weights where D's half put them: as after the critic-only step
+    for (name, a), b in zip(d.named_parameters(), d_critic.parameters()):
+        assert torch.equal(a, b), name
 
 
 def test_gan_training_from_a_cnn_through_train(tmp_path, train_photos):
@@ -50,7 +91,7 @@ def test_gan_training_from_a_cnn_through_train(tmp_path, train_photos):
     steps = [r for r in records if "lr" in r]
     assert all("loss_g_adv" not in r for r in steps[:3]) and all("loss_g_adv" in r for r in steps[3:])
     assert all(math.isfinite(v) for r in steps for k, v in r.items() if k.startswith("loss"))
-    assert any("val" in r and "model_colorfulness" in r["val"] for r in records)
+    assert any("val" in r and "colorfulness" in r["val"]["model"] for r in records)
     model, meta = load_weights(best)
     assert meta["training"]["initialized_from"]["title"] == "tiny cnn"
     assert meta["render_size"] == 96  # a fine-tuned model keeps the render size its CNN was measured at

@@ -13,6 +13,11 @@ def test_training_curves_from_a_log(tmp_path):
     log.write_text("".join(json.dumps(r) + "\n" for r in lines))
     train, validation = read_log(log)
     assert len(train) == 40 and [r["step"] for r in validation] == [20, 40]
+    # Old logs' flat keys come back in evaluate's schema, as new logs are written.
+    assert validation[1]["val"] == {"model": {"psnr": 23.4, "colorfulness": 12.0}, "gray": {"psnr": 22.5},
+                                    "ground_truth": {"colorfulness": 35.0}, "psnr_gain": 23.4 - 22.5}
+    log.write_text("".join(json.dumps(r) + "\n" for r in lines[:40] + validation))
+    assert read_log(log) == (train, validation)
     out = tmp_path / "curves.png"
     plot_training_log(log, out, title="test")
     assert Image.open(out).size[0] > 800

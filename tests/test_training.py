@@ -4,6 +4,7 @@ Output that cannot be written (a file in the way, a read-only folder, a full dis
 """
 
 import builtins
+import copy
 import errno
 import importlib
 import json
@@ -12,19 +13,26 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import pytest
 
 import colorization.weights
 from colorization.cli import main
+from colorization.evaluation import evaluate
+from colorization.paths import data_dir, weights_dir
+from colorization.pipeline import load_colorizer
 from colorization.train import TrainConfig, holdout_split, train
 from colorization.files import atomic_write
-from colorization.weights import load_weights
+from colorization.weights import load_weights, read_metadata
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
 
@@ -45,7 +53,15 @@ def test_thirty_steps_on_sixteen_real_photos_lower_the_loss(tmp_path, train_phot
     model, meta = load_weights(best)
     assert meta["training"]["steps"] == 30
     assert meta["training"]["train_photos"] + meta["training"]["val_photos"] == 16
-    assert meta["metrics"]["validation"]["gray_ssim"] > 0.5
+    assert meta["metrics"]["validation"]["gray"]["ssim"] > 0.5
+
+    # Validation speaks evaluate's schema: the same parts, each with the same keys.
+    val = [r["val"] for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines()) if "val" in r]
+    assert meta["metrics"]["validation"] == val[-1]
+    report = evaluate(load_colorizer(best, device="cpu"), train_photos[:2], render_size=64, progress=False)
+    assert set(val[-1]) == {"model", "gray", "ground_truth", "psnr_gain"}
+    for key, part in val[-1].items():
+        assert type(part) is type(report[key]) and (not isinstance(part, dict) or part.keys() == report[key].keys())
 
 
 def test_held_out_folders_are_validated_on_and_never_trained_on(tmp_path, train_photos):
@@ -88,26 +104,56 @@ def _checkpoint_step(path: Path) -> int:
         return -1
 
 
+# Runs ``python -m colorization ARGS...`` that stops inside optimiser step N (after the update, before the step
+# is logged), writes MARKER and waits there to be killed: a kill at a known point, however fast the machine.
+_STOP_AT_STEP = """
+import sys, time
+from pathlib import Path
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from colorization.cli import main
+
+stop_at, marker, steps = int(sys.argv[1]), Path(sys.argv[2]), []
+
+def stop(optimizer, args, kwargs):
+    steps.append(1)
+    if len(steps) == stop_at:
+        marker.write_text(str(stop_at))
+        time.sleep(600)
+
+register_optimizer_step_post_hook(stop)
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _logged_steps(out_dir: Path) -> list[int]:
+    """The step of each training line of the log, in order, repeats included."""
+    return [r["step"] for r in map(json.loads, (out_dir / "log.jsonl").read_text().splitlines()) if "loss" in r]
+
+
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, train_photos):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     photos = train_photos[:8]
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    straight, killed, stopped = tmp_path / "straight", tmp_path / "killed", tmp_path / "stopped"
     subprocess.run(_cli_train(straight, photos), check=True, env=env, cwd=tmp_path, capture_output=True)
 
-    proc = subprocess.Popen(_cli_train(killed, photos), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while _checkpoint_step(killed / "checkpoint.pt") < 10 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    step_at_kill = _checkpoint_step(killed / "checkpoint.pt")
-    assert 10 <= step_at_kill < 40, "the run should have been killed mid-way"
-    lines_before = _losses(killed)
-    assert all(s in lines_before for s in range(1, step_at_kill + 1))  # nothing before the checkpoint lost
+    # Stopped inside step 13: three steps past the checkpoint of step 10, two of them logged.
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", _STOP_AT_STEP, "13", str(stopped),
+                                 *_cli_train(killed, photos)[3:]], env=env, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + 300
+        while not stopped.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        status = proc.wait()
+    assert running and stopped.exists(), (tmp_path / "stderr.txt").read_text()[-2000:]
+    assert status == -signal.SIGKILL  # killed mid-run, not finished
+    assert _checkpoint_step(killed / "checkpoint.pt") == 10
+    assert _logged_steps(killed) == list(range(1, 13))  # steps 11 and 12 logged past the checkpoint
 
     subprocess.run(_cli_train(killed, photos, "--resume"), check=True, env=env, cwd=tmp_path, capture_output=True)
-    assert sorted(_losses(killed)) == list(range(1, 41))  # each step logged exactly once
+    assert _logged_steps(killed) == list(range(1, 41))  # each step logged exactly once, in order
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 40
@@ -116,18 +162,35 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, trai
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
 
 
-def test_classification_run_learns_its_prior_and_a_time_budget_cuts_its_steps(tmp_path, train_photos):
+def test_classification_run_learns_its_prior_and_a_time_budget_cuts_its_steps(tmp_path, train_photos, monkeypatch):
+    # The training loop's clock is a fake that each optimiser step moves on by 1/32 s, so the cut is the same
+    # on any machine: measured on steps 20-100 at 1/32 s a step, with 4 - 100/32 = 0.875 s left, 8 % of it
+    # kept for validation, 25 more steps fit.
+    import colorization.train as training
+
+    now = [0.0]
+    clock = types.ModuleType("time")
+    clock.__dict__.update(vars(time))
+    clock.perf_counter = lambda: now[0]
+    monkeypatch.setattr(training, "time", clock)
+    tick = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: now.__setitem__(0, now[0] + 1 / 32))
     config = TrainConfig(data=[str(p) for p in train_photos], out_dir=str(tmp_path / "run"), model="unet",
-                         model_args={"base_channels": 8, "depth": 2, "output": "classification"}, steps=5000,
+                         model_args={"base_channels": 8, "depth": 2, "output": "classification"}, steps=400,
                          time_budget_s=4.0, batch_size=4, image_size=32, crop_size=32, warmup_steps=5,
                          val_count=2, val_every=50, checkpoint_every=50, workers=0, cache_dir=str(tmp_path / "cache"))
-    best = train(config, progress=False)
+    as_given = copy.deepcopy(config)
+    try:
+        best = train(config, progress=False)
+    finally:
+        tick.remove()
+    assert config == as_given  # the budget cut the run, not the caller's config
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     budget = next(r for r in records if "steps_for_budget" in r)
-    assert budget["step"] == 100 and 100 < budget["steps_for_budget"] < 5000
-    assert max(r["step"] for r in records) == budget["steps_for_budget"]
+    assert budget == {"step": 100, "steps_for_budget": 125, "seconds_per_step": 0.03125}
+    assert max(r["step"] for r in records) == 125
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if "loss" in r)
     model, meta = load_weights(best)
+    assert (meta["training"]["total_steps"], meta["training"]["config"]["steps"]) == (125, 400)
     assert meta["training"]["class_prior_from"] == "14 training photos"
     prior = model.class_prior
     assert torch.isclose(prior.sum(), torch.tensor(1.0), atol=1e-4) and prior.max() > 5 / len(prior)
@@ -241,6 +304,47 @@ def test_a_full_disk_during_training_is_one_error_line(tmp_path, tiny_photos, ca
     status = main(_main_args(out, tiny_photos))
     _assert_one_error_line(capsys, status, out / file, "No space left on device")
     assert not list(out.glob(".*.tmp"))  # no half-written file left behind
+
+
+def test_a_recipe_file_trains_with_flags_over_it(tmp_path, train_photos):
+    folder = train_photos[0].parent.relative_to(data_dir())
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({
+        "data": [str(folder)], "max_photos": 6, "out_dir": str(tmp_path / "run"), "model": "unet",
+        "model_args": {"base_channels": 8, "depth": 2}, "steps": 50, "batch_size": 4, "image_size": 32,
+        "crop_size": 32, "val_count": 2, "val_every": 2, "checkpoint_every": 2, "workers": 0, "warmup_steps": 1}))
+    assert main(["train", "--config", str(recipe), "--steps", "2", "--lr", "0.003"]) == 0
+    config = read_metadata(tmp_path / "run" / "best.safetensors")["training"]["config"]
+    assert (config["steps"], config["lr"]) == (2, 0.003)  # the flags win
+    assert (config["max_photos"], config["model_args"]) == (6, {"base_channels": 8, "depth": 2})  # the file's
+    assert config["data"] == [str(data_dir() / folder)]  # a recipe's data lies in the photo collection
+
+
+def test_a_recipe_with_an_unknown_key_is_one_error_line(tmp_path, capsys, no_decoding):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"steps": 5, "learning_rate": 0.1}))
+    status = main(["train", "--config", str(recipe)])
+    _assert_one_error_line(capsys, status, recipe, "unknown config keys: learning_rate; known: data, out_dir, model")
+
+
+def test_each_recipe_loads_and_is_the_config_recorded_in_its_weights_file():
+    recipes = {path.stem: TrainConfig.from_recipe(path) for path in sorted(RECIPES.glob("*.json"))}
+    assert {"cnn_stage1", "cnn_stage2", "cnn_stage3", "gan", "classification", "unet", "fusion"} <= set(recipes)
+    assert all(config.data == [str(data_dir() / "train")] for config in recipes.values())
+    # What names one machine (data folder, outputs, starting file, decode cache, time budget) may differ.
+    machine = {"data", "out_dir", "init_weights", "cache_dir", "time_budget_s"}
+    made_by = {"cnn": ["cnn_stage2", "cnn_stage3"], "gan": ["gan"], "classification": ["classification"],
+               "unet": ["unet"], "fusion": ["fusion"]}
+    for name, parts in made_by.items():
+        path = weights_dir() / f"{name}.safetensors"
+        if not path.is_file():
+            continue
+        training = read_metadata(path)["training"]
+        runs = [part["training"] for part in training.get("interpolated_from", [])] or [training]
+        for recipe, run in zip(parts, runs, strict=True):
+            recorded = {k: v for k, v in run["config"].items() if k not in machine}
+            assert {k: getattr(recipes[recipe], k) for k in recorded} == recorded, recipe
+            assert recipes[recipe].steps == run["total_steps"] and recipes[recipe].time_budget_s == 0
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path, tiny_photos, capsys, no_decoding):
