@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import gradio as gr
 import torch
 from PIL import Image
@@ -37,6 +38,7 @@ MAX_INTENSITY = 2.0
 # Each request gets its share of the CPU threads: oversubscribed OpenMP threads spin-wait, which on 2 busy cores
 # made one forward pass 30x slower (0.09 s -> 3 s).
 torch.set_num_threads(max(1, torch.get_num_threads() // CONCURRENCY))
+cv2.setNumThreads(torch.get_num_threads())  # OpenCV's own pool would also escape the big lane's low priority
 WEIGHTS = {path.name: path for path in available_weights()}  # best first
 if not WEIGHTS:
     raise SystemExit("No weights/*.safetensors found: train a model or download the weights first.")
@@ -165,5 +167,6 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                  preprocess=False)
 
 if __name__ == "__main__":
-    # The queue lets requests through to the lanes, which bound the work actually done at once.
-    demo.queue(default_concurrency_limit=CONCURRENCY + 2).launch(max_file_size=f"{MAX_UPLOAD_MB:g}mb")
+    # The queue lets requests through to the lanes, which bound the work actually done at once: a request
+    # waiting for the big lane must not hold one of the few places an ordinary photo needs to reach its lane.
+    demo.queue(default_concurrency_limit=64).launch(max_file_size=f"{MAX_UPLOAD_MB:g}mb")

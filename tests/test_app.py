@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -223,3 +224,27 @@ def test_a_photo_with_several_frames_is_colorized_and_the_note_says_so(client, t
     _, shown, _, note = colorize(client, tmp_path / "pages.tiff")
     assert shown.size == frames[0].size
     assert "3 frames" in note and "only the first" in note and str(tmp_path) not in note
+
+
+def test_big_uploads_do_not_hold_up_an_ordinary_photo(client, tmp_path):
+    # Three colour photos at the 8 MP limit and the largest render size (a few seconds of work each) go first;
+    # an ordinary photo sent after them must come back before the first of them: big photos have a lane of
+    # their own, one at a time at low priority, and waiting for it holds no place an ordinary photo needs.
+    big = tmp_path / "big.jpg"
+    Image.open(COLOUR).convert("RGB").resize((3400, 2350), Image.BICUBIC).save(big, quality=90)
+    done: dict[str, float] = {}
+    start = time.monotonic()
+    jobs = [client.submit(handle_file(str(big)), render_size=512, api_name="/colorize") for _ in range(3)]
+    time.sleep(0.5)
+    small = client.submit(handle_file(str(GRAY)), api_name="/colorize")
+    pending = {"small": small, **{f"big{i}": job for i, job in enumerate(jobs)}}
+    while pending and time.monotonic() - start < 300:
+        for name, job in list(pending.items()):
+            if job.done():
+                done[name] = time.monotonic() - start
+                job.result()  # raises if the request failed
+                del pending[name]
+        time.sleep(0.05)
+    assert not pending, f"not finished in 300 s: {sorted(pending)}"
+    first_big = min(v for k, v in done.items() if k.startswith("big"))
+    assert done["small"] < first_big, done
