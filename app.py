@@ -15,10 +15,8 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from colorization import Colorizer, available_weights, load_colorizer, read_image, read_metadata
-from colorization.data import is_grayish
-from colorization.evaluation import score_prepared
-from colorization.pipeline import prepare
+from colorization import (Colorizer, available_weights, is_grayish, load_colorizer, prepare, read_image, read_metadata,
+                          score_prepared)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU

@@ -8,12 +8,12 @@ Training lives in :mod:`colorization.train` (``TrainConfig``, ``train``), import
 the inference API stays light.
 """
 
-from .color import lab_to_rgb, rgb_to_lab
-from .evaluation import evaluate
+from .color import is_grayish, lab_to_rgb, rgb_to_lab
+from .evaluation import evaluate, score_prepared
 from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, psnr, ssim
 from .models import MODELS, build_model
-from .pipeline import Colorizer, available_weights, load_colorizer
+from .pipeline import Colorizer, available_weights, load_colorizer, prepare
 from .weights import WeightsError, load_weights, read_metadata, save_weights
 
 __all__ = [
@@ -26,13 +26,16 @@ __all__ = [
     "colorfulness",
     "evaluate",
     "find_images",
+    "is_grayish",
     "lab_to_rgb",
     "load_colorizer",
     "load_weights",
+    "prepare",
     "psnr",
     "read_image",
     "read_metadata",
     "rgb_to_lab",
     "save_weights",
+    "score_prepared",
     "ssim",
 ]

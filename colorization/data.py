@@ -22,40 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .color import rgb_to_lab
-from .images import ImageError, as_float, as_uint8, find_images, read_image, to_float_rgb
+from .color import is_grayish, rgb_to_lab
+from .images import ImageError, as_uint8, find_images, read_image, to_float_rgb
 
-__all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "is_grayish", "split_files",
+__all__ = ["PhotoFolder", "DecodedPhotos", "decode_photos", "split_files",
            "random_resized_crop", "lab_crops"]
 
 log = logging.getLogger(__name__)
-
-
-def is_grayish(rgb: np.ndarray, chroma_threshold: float = 5.0, tone_ratio: float = 0.15,
-               tint_chroma: float = 40.0) -> bool:
-    """True for gray, nearly gray or toned (sepia, cyanotype) photos: nothing a colorizer should learn.
-
-    rgb: (H, W, 3) uint8, or float in [0, 1]. Gray: 95% of pixels have chroma under ``chroma_threshold``.
-    Toned: ab is nearly a function of L (the tone curve) and chroma stays modest.
-    """
-    # A 96 x 96 grid of pixels, not an average: averaging mixes points of the tone curve into ones off it.
-    h, w = rgb.shape[:2]
-    rows, cols = np.linspace(0, h - 1, min(h, 96)).astype(int), np.linspace(0, w - 1, min(w, 96)).astype(int)
-    lab = rgb_to_lab(as_float(rgb[rows][:, cols])).reshape(-1, 3).astype(np.float64)
-    l, ab = lab[:, 0], lab[:, 1:]
-    chroma = np.hypot(ab[:, 0], ab[:, 1])
-    chroma_p95 = float(np.percentile(chroma, 95))
-    if chroma_p95 < chroma_threshold:
-        return True
-    # ab left unexplained by L (each pixel against the mean ab of its L bin), relative to the chroma. On the
-    # evaluation photos and their toned copies (six tone curves, JPEG quality 60 and 95), a ratio under 0.15 with
-    # chroma under 40 caught 83 % of the toned copies (the misses: strong curves at JPEG 60) and 0.6 % of the
-    # colour photos (nearly monochrome ones); 0.25 would catch 99 % and 3 %.
-    bins = np.minimum((l * 0.32).astype(int), 31)
-    counts = np.maximum(np.bincount(bins, minlength=32), 1)
-    mean_ab = np.stack([np.bincount(bins, ab[:, i], 32) / counts for i in (0, 1)], axis=1)
-    unexplained = float(np.sqrt(((ab - mean_ab[bins]) ** 2).sum(axis=1).mean()))
-    return unexplained < tone_ratio * float(np.sqrt((chroma**2).mean())) and chroma_p95 < tint_chroma
 
 
 def _square_uint8(rgb: np.ndarray, size: int) -> np.ndarray:

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from colorization.data import decode_photos, is_grayish, random_resized_crop, split_files
+from colorization import is_grayish
+from colorization.data import decode_photos, random_resized_crop, split_files
 
 
 def test_gray_and_tinted_photos_are_recognised(eval_photos):

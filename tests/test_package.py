@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import colorization
 
 PACKAGE = Path(colorization.__file__).parent
@@ -48,3 +50,15 @@ def test_the_inference_api_does_not_import_training():
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     for heavy in ("colorization.train", "colorization.gan", "colorization.data", "torch.distributed.elastic"):
         assert f"'{heavy}'" not in loaded, loaded
+
+
+def test_the_app_uses_only_the_public_api():
+    app = Path(colorization.__file__).parent.parent / "app.py"
+    if not app.is_file():
+        pytest.skip("an installed package without its app")
+    names = [alias.name for node in ast.walk(ast.parse(app.read_text())) if isinstance(node, ast.ImportFrom)
+             and (node.module or "").startswith("colorization") for alias in node.names]
+    modules = {node.module for node in ast.walk(ast.parse(app.read_text())) if isinstance(node, ast.ImportFrom)
+               and (node.module or "").startswith("colorization")}
+    assert modules == {"colorization"}, modules
+    assert set(names) <= set(colorization.__all__), set(names) - set(colorization.__all__)
