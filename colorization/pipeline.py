@@ -20,6 +20,7 @@ from PIL import Image
 from .color import gray_display, lab_to_display, rgb_to_l
 from .images import MAX_MEGAPIXELS, ImageError, as_float, as_uint8, read_image, to_rgb_array
 from .paths import weights_dir
+from .runtime import check_render_size, choose_device
 from .weights import WeightsError, load_weights
 
 __all__ = [
@@ -120,8 +121,7 @@ class Colorizer:
     def predict_ab_small(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
         """ab (h, w, 2) in Lab units at the network's resolution (:func:`render_shape`) for L (H, W)."""
         size = int(render_size or self.render_size)
-        if size < 32 or size % 32:
-            raise ValueError(f"render_size must be a multiple of 32 and at least 32, got {size}")
+        check_render_size(size)
         h, w = l.shape
         rh, rw = render_shape(h, w, size)
         # INTER_AREA averages when shrinking (no aliasing); upscaling tiny inputs is linear.
@@ -200,7 +200,7 @@ def load_colorizer(path: Union[str, os.PathLike, None] = None, device: Union[str
     ``temperature`` replaces a classification model's annealed-mean temperature (ignored otherwise).
     """
     path = Path(path) if path is not None else default_weights()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device(device)
     model, meta = load_weights(path, device)
     if temperature is not None and model.output == "classification":
         if temperature <= 0:
