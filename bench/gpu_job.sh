@@ -82,7 +82,8 @@ PY
   ;;
 bench)
   use_wheels
-  B="python3 -m colorization.bench train --steps ${BENCH_STEPS:-20}"
+  export PYTHONPATH=$PWD:$PYTHONPATH  # the bare machine has the checkout, not an install of it
+  B="python3 bench/benchmark.py train --steps ${BENCH_STEPS:-20}"
   case "${2:-0}" in
   0) nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
      $B --batch-size 64 --sizes 128 256 --models effnet-unet

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .images import as_float
-from .parallel import FAST_RUN, in_runs
+from .parallel import in_runs
 
 __all__ = [
     "rgb_to_lab",

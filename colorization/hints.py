@@ -9,7 +9,7 @@ more than a small one.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Sequence, Union
 
 import cv2
 import numpy as np

@@ -44,10 +44,10 @@ from .paths import data_dir
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
 from .runtime import check_render_size, choose_device, hardware_name
-from .weights import load_weights, save_weights
+from .weights import load_weights, read_metadata, save_weights, training_config
 
 __all__ = ["TrainConfig", "TrainingIOError", "StepBudget", "Processes", "train", "train_step", "validate",
-           "selection_score", "holdout_split", "save_checkpoint", "load_checkpoint", "LOSSES"]
+           "selection_score", "holdout_split", "run_split", "save_checkpoint", "load_checkpoint", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -438,6 +438,16 @@ class Processes:
         if self.world > 1:
             dist.barrier()
             dist.destroy_process_group()
+
+
+def run_split(weights: Union[str, os.PathLike], data: Union[str, os.PathLike]) -> tuple[list[Path], list[Path], dict]:
+    """The photos of ``data`` a weights file's training run trained on and held out, and that run's config:
+    its own split rule (random share, or its ``val_data`` folders) over ``data`` on this machine."""
+    config = training_config(read_metadata(weights))
+    if not config:
+        raise ValueError(f"{weights}: no training config in its metadata, so no split to rebuild")
+    train_files, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [str(data)]}))
+    return train_files, val_files, config
 
 
 def _parameter_checksum(model: nn.Module) -> float:

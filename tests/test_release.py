@@ -7,7 +7,6 @@ import runpy
 import shutil
 import subprocess
 import venv
-from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -31,7 +30,7 @@ def test_the_bundle_holds_what_the_app_needs_and_nothing_else(tmp_path):
     files = {str(path) for path, _ in SPACE['build'](tmp_path / "space")}
     assert {"app.py", "README.md", "requirements.txt", "examples/ATTRIBUTION.md", "colorization/pipeline.py",
             "weights/cnn.safetensors"} <= files
-    assert not any(f.startswith(("tests/", "notebooks/", "bench/", "release/", "docs/")) for f in files)
+    assert not any(f.startswith(("tests/", "notebooks/", "bench/", "release/", "experiments/", "docs/")) for f in files)
     assert "colorization/train.py" not in files and "colorization/gan.py" not in files
     requirements = (tmp_path / "space" / "requirements.txt").read_text()
     assert "gradio==" in requirements and "pytest" not in requirements and "jupyter" not in requirements

@@ -1,6 +1,6 @@
 """Measure a weights file for its model card: render-size sweep, then every evaluation folder.
 
-    python bench/measure_weights.py weights/cnn.safetensors --out bench/results/cnn [--record]
+    python release/measure_weights.py weights/cnn.safetensors --out weights/eval/cnn [--record]
 
 Writes ``render_sizes.json`` (PSNR/SSIM/colourfulness of model and gray per render size on a
 subset: every photo of the small folders, the first 200 of imagenet_sample) and ``eval_<folder>.json``
@@ -17,23 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from colorization.paths import data_dir  # noqa: E402
-from colorization.evaluation import evaluate, format_table  # noqa: E402
-from colorization.images import find_images  # noqa: E402
-from colorization.data import decode_photos  # noqa: E402
-from colorization.pipeline import load_colorizer  # noqa: E402
-from colorization.train import TrainConfig, holdout_split, validate  # noqa: E402
-from colorization.weights import read_metadata, training_config, update_metadata  # noqa: E402
+from colorization.paths import EVAL_FOLDERS, data_dir
+from colorization.evaluation import evaluate, format_table
+from colorization.images import find_images
+from colorization.data import decode_photos
+from colorization.pipeline import load_colorizer
+from colorization.train import run_split, validate
+from colorization.weights import read_metadata, update_metadata
 
 DATA = data_dir()
-FOLDERS = ["Kodak24", "McMaster18", "Sun_Hays80", "BSDS500_test", "imagenet_sample"]
+FOLDERS = list(EVAL_FOLDERS)
 
 
 def main() -> None:
@@ -85,16 +82,6 @@ def main() -> None:
         reports[name] = report
     if args.record:
         record(args.weights, reports)
-
-
-def run_split(weights: str, data: str) -> tuple[list[Path], list[Path], dict]:
-    """The photos of ``data`` that the file's training run trained on and held out, and its config."""
-    config = training_config(read_metadata(weights))
-    if not config:
-        raise SystemExit(f"{weights}: no training config in its metadata, so no split to rebuild")
-    # The run's own split rule (random share of DATA, or its val_data folders) over DATA on this machine.
-    train_files, val_files = holdout_split(TrainConfig.from_dict({**config, "data": [data]}))
-    return train_files, val_files, config
 
 
 def held_out(args) -> None:

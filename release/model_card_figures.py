@@ -1,6 +1,6 @@
 """The model card's figures: training curves per run, and a gray / models / truth grid.
 
-    python bench/model_card_figures.py --curves cnn=weights/logs/cnn.jsonl ... \
+    python release/model_card_figures.py --curves cnn=weights/logs/cnn.jsonl ... \
         --grid weights/cnn.safetensors weights/gan.safetensors --out weights
 
 The grid uses the colour photos in ``examples/`` (scikit-image's sample data, free to share and not
@@ -10,14 +10,11 @@ in the training set); the evaluation photos' terms do not allow redistributing t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from colorization.pipeline import load_colorizer  # noqa: E402
-from colorization.plots import comparison_grid, plot_training_log  # noqa: E402
+from colorization.paths import examples_dir
+from colorization.pipeline import load_colorizer
+from colorization.plots import comparison_grid, plot_training_log
 
 EXAMPLES = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
 
@@ -37,7 +34,7 @@ def main() -> None:
         print(f"wrote {out / f'{name}_curves.png'}")
     if args.grid:
         colorizers = [load_colorizer(w, device="cpu") for w in args.grid]
-        grid = comparison_grid(colorizers, [ROOT / "examples" / name for name in EXAMPLES], tile=280)
+        grid = comparison_grid(colorizers, [examples_dir() / name for name in EXAMPLES], tile=280)
         grid.save(out / args.grid_name, quality=88)
         print(f"wrote {out / args.grid_name}: columns gray, {', '.join(c.title for c in colorizers)}, original")
 

@@ -1,4 +1,4 @@
-"""Benchmarks (measurements, not tests): ``python -m colorization.bench {train,latency,load}``.
+"""Benchmarks (measurements, not tests): ``python bench/benchmark.py {train,latency,load}``.
 
 ``train``: training images/s of each registered CNN (the real ``train_step``), with FLOPs per image.
 
@@ -26,9 +26,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .color import rgb_to_l
-from .images import read_image, to_rgb_array
-from .pipeline import compose, load_colorizer, prepare, upsample_ab
+from colorization.color import rgb_to_l
+from colorization.images import read_image, to_rgb_array
+from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 
 __all__ = ["ECCV16Layout", "time_call", "latency", "train_throughput", "load", "main"]
 
@@ -106,7 +106,7 @@ def _test_photo(path: Optional[str], size: tuple[int, int] = (1024, 768)) -> byt
 def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: int = 20, threads: int = 2) -> dict:
     """p50/p95 (ms) of the whole pipeline, of each of its stages, of scoring a colour upload, and of the
     ECCV16 layout's forward pass; ``ratio`` is ECCV16's forward over our whole pipeline (p50)."""
-    from .evaluation import score_prepared
+    from colorization.evaluation import score_prepared
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -181,8 +181,8 @@ def train_throughput(batch_size: int = 32, sizes: Sequence[int] = (128, 256), st
                      models: Optional[Sequence[str]] = None, channels_last: bool = False,
                      compile: bool = False, device: Optional[str] = None) -> list[dict]:
     """Training images/s of each model in ``TRAIN_VARIANTS``, timing the real ``train_step`` on random photos."""
-    from .models import build_model
-    from .train import train_step
+    from colorization.models import build_model
+    from colorization.train import train_step
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     unknown = set(models or ()) - set(TRAIN_VARIANTS)
@@ -305,7 +305,7 @@ def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m colorization.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python bench/benchmark.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     lat = sub.add_parser("latency", help="CPU latency of the pipeline, stage by stage, beside the ECCV16 layout")
     lat.add_argument("--weights", help="weights file (default: the best in weights/)")

@@ -1,8 +1,9 @@
 """Can a network tell how vivid a photo should be? A per-image colour-strength head, fitted and checked.
 
-    python bench/gain_head.py weights/cnn.safetensors --out bench/results/cnn [--cache-dir runs/cache]
+    python experiments/gain_head/gain_head.py weights/cnn.safetensors \
+        --out experiments/gain_head/results/cnn.json [--cache-dir runs/cache]
 
-The per-image least-squares gain on the predicted ab (see ``chroma_gain.py``) differs a lot between
+The per-image least-squares gain on the predicted ab (see ``experiments/chroma_gain``) differs a lot between
 photos. This fits the cheapest head that could learn it: a linear function of the frozen encoder's
 globally pooled deepest features, g = w . phi + b (clamped to [0, 3]), multiplied into the ab. The
 fit minimises the ab error of g x prediction directly (a weighted ridge regression, closed form:
@@ -10,24 +11,22 @@ only three numbers per photo are needed, sum p.p, p.t and t.t over its pixels). 
 training run's own training photos and judged on its held-out ones, beside: the model as is (x1),
 the best single gain, the per-image oracle (each photo's own best gain, the most any head could
 reach), and a 10-fold cross-validated fit on the held-out photos themselves (photos the network
-never trained on). Mean squared ab error per pixel, in Lab units squared; writes ``gain_head.json``.
+never trained on). Mean squared ab error per pixel, in Lab units squared; writes the JSON file ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from colorization.color import rgb_to_lab  # noqa: E402
-from colorization.data import decode_photos  # noqa: E402
-from colorization.pipeline import load_colorizer  # noqa: E402
-from measure_weights import DATA, run_split  # noqa: E402
+from colorization.color import rgb_to_lab
+from colorization.data import decode_photos
+from colorization.pipeline import load_colorizer
+from colorization.paths import data_dir
+from colorization.train import run_split
 
 RIDGE = [1e4, 1e5, 1e6, 1e7, 1e8]
 
@@ -64,8 +63,8 @@ def fit(x: torch.Tensor, stats: torch.Tensor, ridge: float) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--train-data", default=str(DATA / "train"))
+    parser.add_argument("--out", required=True, help="the JSON file to write")
+    parser.add_argument("--train-data", default=str(data_dir() / "train"))
     parser.add_argument("--cache-dir", help="decode cache, as for train")
     args = parser.parse_args()
     model = load_colorizer(args.weights, device="cpu").model
@@ -104,8 +103,8 @@ def main() -> None:
         report["head_cv_on_held_out"][f"{ridge:g}"] = total / len(x_val)
     print(json.dumps(report, indent=1))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gain_head.json").write_text(json.dumps(report, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,30 +1,29 @@
 """How far a model's colours are from the truth's in strength, per folder: the chroma gain and an intensity sweep.
 
-    python bench/chroma_gain.py weights/cnn.safetensors --out bench/results/cnn [--intensities 1 1.15 1.3 1.5]
+    python experiments/chroma_gain/chroma_gain.py weights/cnn.safetensors \
+        --out experiments/chroma_gain/results/cnn.json [--intensities 1 1.15 1.3 1.5]
 
 For the training run's held-out photos and every evaluation folder: the least-squares gain
 ``s* = sum(pred . truth) / sum(pred . pred)`` over every pixel's ab (the one factor that, multiplied
 into the predicted ab, comes closest to the truth's: above 1 the model is too pale there, below 1 too
 vivid), then PSNR, SSIM and colourfulness at each intensity (the app's slider) beside gray. Writes
-``chroma_gain.json``. If the folders want gains on both sides of 1, no single intensity serves them all.
+the JSON file ``--out``. If the folders want gains on both sides of 1, no single intensity serves them all.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from colorization.color import rgb_to_lab  # noqa: E402
-from colorization.evaluation import score_prepared  # noqa: E402
-from colorization.images import find_images, read_image  # noqa: E402
-from colorization.pipeline import load_colorizer, prepare  # noqa: E402
-from measure_weights import DATA, FOLDERS, run_split  # noqa: E402
+from colorization.color import rgb_to_lab
+from colorization.evaluation import score_prepared
+from colorization.images import find_images, read_image
+from colorization.pipeline import load_colorizer, prepare
+from colorization.paths import EVAL_FOLDERS, data_dir
+from colorization.train import run_split
 
 
 def measure(colorizer, files, intensities) -> dict:
@@ -53,15 +52,15 @@ def measure(colorizer, files, intensities) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="the JSON file to write")
     parser.add_argument("--intensities", type=float, nargs="+", default=[1.0, 1.15, 1.3, 1.5])
-    parser.add_argument("--train-data", default=str(DATA / "train"), help="for the held-out photos")
+    parser.add_argument("--train-data", default=str(data_dir() / "train"), help="for the held-out photos")
     args = parser.parse_args()
     colorizer = load_colorizer(args.weights, device="cpu")
     sets = {"held_out": run_split(args.weights, args.train_data)[1]}
-    sets.update({name: find_images([DATA / "eval" / name]) for name in FOLDERS})
+    sets.update({name: find_images([data_dir() / "eval" / name]) for name in EVAL_FOLDERS})
     results = {"weights": args.weights, "render_size": colorizer.render_size, "folders": {}}
-    print(f"| folder | s* | " + " | ".join(f"x{x:g}: dB / SSIM-gray / colour" for x in args.intensities) + " |")
+    print("| folder | s* | " + " | ".join(f"x{x:g}: dB / SSIM-gray / colour" for x in args.intensities) + " |")
     for name, files in sets.items():
         r = measure(colorizer, files, args.intensities)
         results["folders"][name] = r
@@ -71,8 +70,8 @@ def main() -> None:
             cells.append(f"{m['psnr'] - r['gray']['psnr']:+.2f} / {m['ssim'] - r['gray']['ssim']:+.4f} / {share:.0%}")
         print(f"| {name} ({r['photos']}) | {r['s_star']:.2f} | " + " | ".join(cells) + " |", flush=True)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "chroma_gain.json").write_text(json.dumps(results, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
