@@ -69,6 +69,8 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
     p.add_argument("--render-size", type=_render_size, help="short side the network sees (multiple of 32)")
     p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
+    p.add_argument("--hints", help="for one photo: an RGBA image of its size whose opaque pixels carry wanted "
+                                   "colours, spread along the photo's edges")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
     p = sub.add_parser("train", help="train a colorizer (see TrainConfig for every option)")
@@ -115,8 +117,15 @@ def _colorize(args) -> int:
     files = find_images(args.paths)
     if not files:
         raise CLIError(f"no photos found in {', '.join(args.paths)}")
+    hints = None
+    if args.hints:
+        if len(files) != 1:
+            raise CLIError(f"--hints belong to one photo, got {len(files)} photos")
+        from .images import read_image
+
+        hints = read_image(args.hints)
     failed = 0
-    for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size):
+    for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size, hints=hints):
         if isinstance(result, Exception):
             failed += 1
             _say(f"error: {result}")

@@ -38,8 +38,7 @@ __all__ = [
 
 # Preference order when no weights are named: the best shipped model (by PSNR and SSIM over gray on every
 # evaluation folder, weights/README.md) first, then the vivid GAN, then the alternatives.
-_PREFERRED = ("cnn.safetensors", "gan.safetensors", "fusion.safetensors", "classification.safetensors",
-              "unet.safetensors")
+_PREFERRED = ("cnn.safetensors", "gan.safetensors", "classification.safetensors", "unet.safetensors")
 DEFAULT_RENDER_SIZE = 256
 # The network never sees more than render_size x (MAX_ASPECT * render_size) pixels: a photo longer than
 # that (a 1 x 10,000 strip) is rendered with a shorter short side instead of an unbounded long one.
@@ -117,41 +116,57 @@ class Colorizer:
     def title(self) -> str:
         return str(self.info.get("title", self.info.get("model", {}).get("name", "model")))
 
-    @torch.inference_mode()
-    def predict_ab_small(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
-        """ab (h, w, 2) in Lab units at the network's resolution (:func:`render_shape`) for L (H, W)."""
-        size = int(render_size or self.render_size)
-        check_render_size(size)
+    def l_small(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
+        """L (H, W) resized to the network's resolution (:func:`render_shape`) at ``render_size``."""
+        size = check_render_size(int(render_size or self.render_size))
         h, w = l.shape
         rh, rw = render_shape(h, w, size)
         # INTER_AREA averages when shrinking (no aliasing); upscaling tiny inputs is linear.
-        interp = cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR
-        l_small = cv2.resize(l, (rw, rh), interpolation=interp)
-        x = torch.from_numpy(l_small)[None, None].to(self.device, memory_format=torch.channels_last)
+        return cv2.resize(l, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
+
+    @torch.inference_mode()
+    def predict_ab_small(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
+        """ab (h, w, 2) in Lab units at the network's resolution (:func:`render_shape`) for L (H, W)."""
+        x = torch.from_numpy(self.l_small(l, render_size))[None, None].to(self.device, memory_format=torch.channels_last)
         return self.model(x)[0].float().permute(1, 2, 0).contiguous().cpu().numpy()
 
     def predict_ab(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
         """ab (H, W, 2) in Lab units for a full-resolution L (H, W), predicted at ``render_size``."""
         return upsample_ab(self.predict_ab_small(l, render_size), l.shape)
 
-    def colorize_prepared(self, prepared: Prepared, render_size: Optional[int] = None,
-                          intensity: float = 1.0) -> Image.Image:
+    def colorize_prepared(self, prepared: Prepared, render_size: Optional[int] = None, intensity: float = 1.0,
+                          hints: Optional[ImageLike] = None) -> Image.Image:
         """Colorize an already prepared photo (lets callers reuse the preparation)."""
         ab = self.predict_ab_small(prepared.l, render_size)
         if intensity != 1.0:  # scaled before upsampling: the same numbers, a fraction of the pixels
             ab = ab * np.float32(intensity)
+        if hints is not None:
+            from .hints import hints_at, propagate
+
+            size = hints.size if isinstance(hints, Image.Image) else np.shape(hints)[1::-1]
+            if tuple(size) != prepared.l.shape[::-1]:
+                raise ValueError(f"hints must be an image of the photo's size, {prepared.l.shape[1]}x"
+                                 f"{prepared.l.shape[0]}, got {size[0]}x{size[1]}")
+            ab = propagate(self.l_small(prepared.l, render_size), ab, *hints_at(hints, ab.shape[:2]))
         return compose(prepared.l, upsample_ab(ab, prepared.l.shape), prepared.alpha)
 
-    def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0) -> Image.Image:
+    def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0,
+                 hints: Optional[ImageLike] = None) -> Image.Image:
         """Colorize a PIL image or array of any mode; returns RGB (RGBA if it had alpha) at the input size.
 
-        ``intensity`` scales the predicted ab (1.0 = the model's output, 0 = gray).
+        ``intensity`` scales the predicted ab (1.0 = the model's output, 0 = gray). ``hints``: an RGBA image of
+        the photo's size whose opaque pixels carry wanted colours (:func:`colorization.hints.hint_image` makes
+        one from points); they are spread along the photo's edges over the prediction (only their chroma is used).
         """
-        return self.colorize_prepared(prepare(image), render_size, intensity)
+        return self.colorize_prepared(prepare(image), render_size, intensity, hints)
 
     def colorize_files(self, paths: Iterable[Union[str, os.PathLike]], out_dir: Union[str, os.PathLike],
-                       render_size: Optional[int] = None, progress: bool = True) -> Iterator[tuple[Path, Union[Path, ImageError]]]:
-        """Colorize many files into ``out_dir`` as PNG; yields (input, output path or the ImageError)."""
+                       render_size: Optional[int] = None, progress: bool = True,
+                       hints: Optional[ImageLike] = None) -> Iterator[tuple[Path, Union[Path, ImageError]]]:
+        """Colorize many files into ``out_dir`` as PNG; yields (input, output path or the ImageError).
+
+        ``hints`` (see :meth:`__call__`) must have the size of every photo: in practice, one photo.
+        """
         from tqdm.auto import tqdm
 
         out_dir = Path(out_dir)
@@ -160,7 +175,7 @@ class Colorizer:
         used: set[str] = set()
         for path in tqdm(paths, desc="colorize", unit="img", disable=not progress):
             try:
-                result = self(read_image(path), render_size)
+                result = self(read_image(path), render_size, hints=hints)
             except ImageError as exc:
                 yield path, exc
                 continue

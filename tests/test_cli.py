@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 from PIL import Image
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -150,3 +151,24 @@ def test_an_unwritable_output_is_one_error_line(tmp_path, weights_file, eval_pho
     blocker.write_text("a file where the output folder should be")
     _one_line_error(run("colorize", str(eval_photos[0]), "-o", str(blocker / "out"), "--weights", str(weights_file)),
                     str(blocker))
+
+
+def test_colorize_with_hints_for_one_photo(tmp_path, weights_file, eval_photos):
+    from colorization.hints import hint_image
+
+    photo = Image.open(eval_photos[0])
+    hints = tmp_path / "hints.png"
+    hint_image([(photo.width // 2, photo.height // 2, "#d02020", 10)], photo.size).save(hints)
+    plain = run("colorize", str(eval_photos[0]), "-o", str(tmp_path / "plain"), "--weights", str(weights_file))
+    hinted = run("colorize", str(eval_photos[0]), "-o", str(tmp_path / "hinted"), "--weights", str(weights_file),
+                 "--hints", str(hints))
+    assert plain.returncode == hinted.returncode == 0, hinted.stderr
+    name = eval_photos[0].stem + ".png"
+    a, b = (np.asarray(Image.open(tmp_path / d / name)).astype(int) for d in ("plain", "hinted"))
+    y, x = photo.height // 2, photo.width // 2
+    assert b[y, x, 0] - b[y, x, 1] > a[y, x, 0] - a[y, x, 1] + 20  # redder where the hint is
+    _one_line_error(run("colorize", str(eval_photos[0]), str(eval_photos[1]), "-o", str(tmp_path / "two"),
+                        "--weights", str(weights_file), "--hints", str(hints)), "one photo")
+    hint_image([], (7, 5)).save(tmp_path / "small.png")
+    _one_line_error(run("colorize", str(eval_photos[0]), "-o", str(tmp_path / "bad"), "--weights", str(weights_file),
+                        "--hints", str(tmp_path / "small.png")), "photo's size")

@@ -48,3 +48,24 @@ def test_hint_image_points_become_render_resolution_hints():
     assert weight[0, 0] == 0.0 and (weight > 0).sum() < 0.05 * weight.size
     with pytest.raises(ValueError, match="RGBA"):
         hints_at(np.zeros((10, 10, 3), np.uint8), (5, 5))
+
+
+def test_the_pipeline_takes_hints_and_is_unchanged_without(colorizer, eval_photos):
+    from PIL import Image
+
+    from colorization.hints import hint_image
+
+    photo = Image.open(eval_photos[0]).convert("RGB")
+    plain = np.asarray(colorizer(photo, render_size=64)).astype(int)
+    assert np.array_equal(plain, np.asarray(colorizer(photo, render_size=64, hints=None)))
+    w, h = photo.size
+    hints = hint_image([(w // 2, h // 2, "#00c000", 8)], photo.size)
+    hinted = np.asarray(colorizer(photo, render_size=64, hints=hints)).astype(int)
+    centre = hinted[h // 2 - 3 : h // 2 + 4, w // 2 - 3 : w // 2 + 4]
+    green = rgb_to_lab(centre.astype(np.float32) / 255)[..., 1].mean()
+    assert green < rgb_to_lab(plain[h // 2 - 3 : h // 2 + 4, w // 2 - 3 : w // 2 + 4].astype(np.float32) / 255)[..., 1].mean() - 10
+    # the photo's own L is kept wherever the colour comes from
+    l_plain = rgb_to_lab(plain.astype(np.float32) / 255)[..., 0]
+    assert np.abs(rgb_to_lab(hinted.astype(np.float32) / 255)[..., 0] - l_plain).mean() < 1.0
+    with pytest.raises(ValueError, match="photo's size"):
+        colorizer(photo, hints=hint_image([], (w + 1, h)))
