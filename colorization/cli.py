@@ -88,6 +88,9 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--intensity", type=float, default=1.0,
                    help="scale the predicted ab, as the app's colour intensity slider does (default 1)")
     p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
+    p.add_argument("--hints", type=int, default=0, help="simulated hint points per photo, from its own colours "
+                                                          "(colorization.hints.simulated_hints; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated hints")
     p.add_argument("--device")
 
     p = sub.add_parser("prior", help="the ab colour prior of a photo folder, for classification training")
@@ -157,7 +160,10 @@ def _evaluate(args) -> int:
     if args.intensity < 0:
         raise ValueError("--intensity must be at least 0")
     colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
-    report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity)
+    if args.hints < 0:
+        raise ValueError("--hints must be at least 0")
+    report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity,
+                      hints=args.hints, seed=args.seed)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
     for error in report["errors"]:
         _say(f"error: {error}")

@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from .hints import simulated_hints
 from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, image_metrics
 from .pipeline import Colorizer, Prepared, prepare
@@ -42,12 +43,12 @@ def summarize(records: Sequence[dict]) -> dict:
 
 
 def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Optional[int] = None,
-                   intensity: float = 1.0):
-    """Colorize a prepared photo and score result and gray baseline against it as ground truth.
+                   intensity: float = 1.0, hints=None):
+    """Colorize a prepared photo (with ``hints`` if given) and score result and gray baseline against it.
 
     Returns (result image, {"model": {...}, "gray": {...}, "ground_truth": {"colorfulness": x}}).
     """
-    result = colorizer.colorize_prepared(prepared, render_size, intensity)
+    result = colorizer.colorize_prepared(prepared, render_size, intensity, hints)
     return result, score_images(_rgb(result), _rgb(prepared.gray), prepared.truth)
 
 
@@ -57,8 +58,11 @@ def _rgb(image: Image.Image) -> np.ndarray:
 
 
 def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], render_size: Optional[int] = None,
-             limit: int = 0, progress: bool = True, intensity: float = 1.0) -> dict:
+             limit: int = 0, progress: bool = True, intensity: float = 1.0, hints: int = 0, seed: int = 0) -> dict:
     """Run the full-resolution pipeline on each photo's L and score it against the original.
+
+    ``hints`` > 0 gives each photo that many hints simulated from its own colours
+    (:func:`colorization.hints.simulated_hints`, seeded with ``seed`` plus the photo's index).
 
     Returns ``{"images", "render_size", "intensity", "weights", "per_image", "errors"}`` and the means of
     :func:`summarize`; the gray baseline goes through the same ``compose`` as the model, so the two compare
@@ -73,13 +77,14 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         raise FileNotFoundError(f"no photos found in {', '.join(map(str, paths))}")
     size = int(render_size or colorizer.render_size)
     per_image, errors = [], []
-    for path in tqdm(files, desc="evaluate", unit="img", disable=not progress):
+    for index, path in enumerate(tqdm(files, desc="evaluate", unit="img", disable=not progress)):
         try:
             prepared = prepare(read_image(path))
         except ImageError as exc:
             errors.append(str(exc))
             continue
-        _, scores = score_prepared(colorizer, prepared, size, intensity)
+        wanted = simulated_hints(prepared.truth, hints, seed + index) if hints else None
+        _, scores = score_prepared(colorizer, prepared, size, intensity, wanted)
         per_image.append({"file": str(path), **scores})
     if not per_image:
         raise ImageError("none of the photos could be read: " + "; ".join(errors[:3]))
@@ -88,6 +93,8 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         "images": len(per_image),
         "render_size": size,
         "intensity": float(intensity),
+        "hints": int(hints),
+        "hint_seed": int(seed),
         "weights": colorizer.info.get("path"),
         **summarize(per_image),
         "per_image": per_image,
@@ -105,5 +112,6 @@ def format_table(report: dict, title: str = "") -> str:
     gain = report["model"]["psnr"] - report["gray"]["psnr"]
     scale = report.get("intensity", 1.0)
     scaled = f", intensity {scale:g}" if scale != 1.0 else ""
+    scaled += f", {report['hints']} simulated hints (seed {report['hint_seed']})" if report.get("hints") else ""
     lines.append(f"{report['images']} photos, render size {report['render_size']}{scaled}, PSNR {gain:+.2f} dB over gray")
     return "\n".join(lines)

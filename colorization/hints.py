@@ -14,12 +14,9 @@ from typing import Iterable, Sequence, Union
 import cv2
 import numpy as np
 from PIL import Image
-from scipy.sparse import coo_matrix, diags
-from scipy.sparse.linalg import splu
-
 from .color import rgb_to_lab
 
-__all__ = ["HintPoint", "hint_image", "hints_at", "propagate", "SIGMA", "PULL"]
+__all__ = ["HintPoint", "hint_image", "hints_at", "propagate", "simulated_hints", "SIGMA", "PULL"]
 
 # Lightness scale of the affinity exp(-dL^2 / 2 sigma^2), in L units, and the pull of the residual to zero.
 SIGMA = 8.0
@@ -72,6 +69,9 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
     the residual r, with a_ij = exp(-(L_i - L_j)^2 / 2 sigma^2) over 8 neighbours and c_i the hint weight.
     """
+    from scipy.sparse import coo_matrix, diags  # SciPy comes with scikit-image; only hints need it
+    from scipy.sparse.linalg import splu
+
     h, w = l.shape
     if not hint_weight.any():
         return ab
@@ -94,3 +94,22 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
     target = (hint_ab - ab).reshape(-1, 2).astype(np.float64) * constraint[:, None]
     residual = splu(system.tocsc()).solve(target)
     return (ab + residual.reshape(h, w, 2)).astype(np.float32)
+
+
+def simulated_hints(truth: np.ndarray, count: int, seed: int) -> Image.Image:
+    """``count`` hints a user could have given, taken from a colour photo (H, W, 3 uint8) itself: the protocol of
+    ``evaluate --hints``.
+
+    Each is a square of side max(3, short side / 32) pixels of the photo (5 x 5 at 160 px, as Zhang et al.
+    2017's patches are at 256), placed uniformly at random (numpy's generator seeded with ``seed``), filled
+    with the photo's mean colour over that square.
+    """
+    h, w = truth.shape[:2]
+    side = max(3, round(min(h, w) / 32))
+    rng = np.random.default_rng(seed)
+    hints = np.zeros((h, w, 4), np.uint8)
+    for _ in range(count):
+        top, left = int(rng.integers(0, max(1, h - side + 1))), int(rng.integers(0, max(1, w - side + 1)))
+        patch = truth[top : top + side, left : left + side].reshape(-1, truth.shape[2])[:, :3]
+        hints[top : top + side, left : left + side] = (*np.rint(patch.mean(axis=0)).astype(np.uint8), 255)
+    return Image.fromarray(hints, "RGBA")

@@ -172,3 +172,18 @@ def test_colorize_with_hints_for_one_photo(tmp_path, weights_file, eval_photos):
     hint_image([], (7, 5)).save(tmp_path / "small.png")
     _one_line_error(run("colorize", str(eval_photos[0]), "-o", str(tmp_path / "bad"), "--weights", str(weights_file),
                         "--hints", str(tmp_path / "small.png")), "photo's size")
+
+
+def test_evaluate_with_simulated_hints(tmp_path, weights_file, eval_photos):
+    reports = {}
+    for n in (0, 10):
+        out = tmp_path / f"hints{n}.json"
+        r = run("evaluate", "--weights", str(weights_file), "--data", *map(str, eval_photos[:3]), "--json", str(out),
+                "--render-size", "64", "--hints", str(n), "--seed", "3")
+        assert r.returncode == 0, r.stderr
+        reports[n] = json.loads(out.read_text())
+    assert reports[0]["hints"] == 0 and reports[10]["hints"] == 10 and reports[10]["hint_seed"] == 3
+    assert "10 simulated hints" in r.stdout
+    # hints from the truth's own colours move the result towards the truth; gray is untouched
+    assert reports[10]["model"]["psnr"] > reports[0]["model"]["psnr"] + 0.3
+    assert reports[10]["gray"] == reports[0]["gray"]
