@@ -51,8 +51,10 @@ def hints_at(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]) -> t
     rgba = np.asarray(hints.convert("RGBA") if isinstance(hints, Image.Image) else hints)
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
         raise ValueError(f"hints must be an RGBA image (or an (H, W, 4) uint8 array), got {rgba.shape} {rgba.dtype}")
-    alpha = (rgba[..., 3] > 127).astype(np.float32)
-    ab = rgb_to_lab(rgba[..., :3].astype(np.float32) / 255)[..., 1:] * alpha[..., None]
+    opaque = rgba[..., 3] > 127
+    alpha = opaque.astype(np.float32)
+    ab = np.zeros(opaque.shape + (2,), np.float32)
+    ab[opaque] = rgb_to_lab(rgba[opaque][:, :3].astype(np.float32) / 255)[:, 1:]  # hints are few: convert only them
     h, w = shape
     interp = cv2.INTER_AREA if h <= rgba.shape[0] and w <= rgba.shape[1] else cv2.INTER_LINEAR
     weight = cv2.resize(alpha, (w, h), interpolation=interp)

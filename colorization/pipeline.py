@@ -124,10 +124,13 @@ class Colorizer:
         # INTER_AREA averages when shrinking (no aliasing); upscaling tiny inputs is linear.
         return cv2.resize(l, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
 
-    @torch.inference_mode()
     def predict_ab_small(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
         """ab (h, w, 2) in Lab units at the network's resolution (:func:`render_shape`) for L (H, W)."""
-        x = torch.from_numpy(self.l_small(l, render_size))[None, None].to(self.device, memory_format=torch.channels_last)
+        return self._network(self.l_small(l, render_size))
+
+    @torch.inference_mode()
+    def _network(self, l_small: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(l_small)[None, None].to(self.device, memory_format=torch.channels_last)
         return self.model(x)[0].float().permute(1, 2, 0).contiguous().cpu().numpy()
 
     def predict_ab(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
@@ -137,7 +140,8 @@ class Colorizer:
     def colorize_prepared(self, prepared: Prepared, render_size: Optional[int] = None, intensity: float = 1.0,
                           hints: Optional[ImageLike] = None) -> Image.Image:
         """Colorize an already prepared photo (lets callers reuse the preparation)."""
-        ab = self.predict_ab_small(prepared.l, render_size)
+        l_small = self.l_small(prepared.l, render_size)
+        ab = self._network(l_small)
         if intensity != 1.0:  # scaled before upsampling: the same numbers, a fraction of the pixels
             ab = ab * np.float32(intensity)
         if hints is not None:
@@ -147,7 +151,7 @@ class Colorizer:
             if tuple(size) != prepared.l.shape[::-1]:
                 raise ValueError(f"hints must be an image of the photo's size, {prepared.l.shape[1]}x"
                                  f"{prepared.l.shape[0]}, got {size[0]}x{size[1]}")
-            ab = propagate(self.l_small(prepared.l, render_size), ab, *hints_at(hints, ab.shape[:2]))
+            ab = propagate(l_small, ab, *hints_at(hints, ab.shape[:2]))
         return compose(prepared.l, upsample_ab(ab, prepared.l.shape), prepared.alpha)
 
     def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0,
