@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from colorization import (Colorizer, available_weights, is_grayish, load_colorizer, prepare, read_image, read_metadata,
-                          score_prepared)
+                          score_prepared, suggested_colours)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -33,6 +33,8 @@ CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # ordinary photo
 BIG_MEGAPIXELS = float(os.environ.get("COLORIZE_BIG_MEGAPIXELS", "2"))
 RENDER_SIZES = (128, 512)  # the slider's range
 MAX_INTENSITY = 2.0
+# The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
+HINT_COLOURS = ["#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#17becf", "#1f77b4", "#6a3d9a", "#e377c2", "#8c564b"]
 # Each request gets its share of the CPU threads: oversubscribed OpenMP threads spin-wait, which on 2 busy cores
 # made one forward pass 30x slower (0.09 s -> 3 s).
 torch.set_num_threads(max(1, torch.get_num_threads() // CONCURRENCY))
@@ -93,11 +95,40 @@ def _safe_stem(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", Path(name.replace("\0", "")).stem)[:64].strip("._") or "photo"
 
 
-@GPU
-def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE, intensity: float = 1.0):
-    """Colorize an uploaded photo; returns (gray, colorized) for the slider, the PNG's path and a note."""
+def _upload_path(image) -> str:
     if not isinstance(image, dict) or not isinstance(image.get("path"), str):
         raise gr.Error("Upload a photo first.")
+    return image["path"]
+
+
+def _lane(path: str) -> ThreadPoolExecutor:
+    """The big lane for photos over BIG_MEGAPIXELS (read from the header alone), else the ordinary one."""
+    try:
+        with Image.open(path) as header:
+            megapixels = header.width * header.height / 1e6
+    except Exception:  # noqa: BLE001 - not an image, a bomb...: read_image in the lane gives the message
+        megapixels = 0.0
+    return LANES["big" if megapixels > BIG_MEGAPIXELS else "ordinary"]
+
+
+def _hint_files(hints) -> list[str]:
+    """The painted layers' files in an image editor value ({"layers": [file, ...]}); [] for none."""
+    if hints is None:
+        return []
+    layers = hints.get("layers") if isinstance(hints, dict) else None
+    if isinstance(layers, list) and all(isinstance(layer, dict) and isinstance(layer.get("path"), str)
+                                        for layer in layers):
+        return [layer["path"] for layer in layers]
+    raise gr.Error("Hints must be an image editor value: {\"layers\": [RGBA image files of the photo's size]}.")
+
+
+@GPU
+def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE, intensity: float = 1.0,
+             hints: dict | None = None):
+    """Colorize an uploaded photo, with the colours painted on it if any; returns (gray, colorized) for the
+    slider, the PNG's path and a note. ``hints``: the editor's value, whose layers are RGBA images of the photo's
+    size (API: ``{"background": None, "layers": [handle_file("hints.png")], "composite": None}``)."""
+    path = _upload_path(image)
     if not isinstance(model, str) or model not in WEIGHTS:
         raise gr.Error(f"Unknown model {model!r:.60}; choose one of: {', '.join(WEIGHTS)}.")
     size = _number(render_size, "Render size", *RENDER_SIZES)
@@ -105,26 +136,36 @@ def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = 
         raise gr.Error(f"Render size must be a multiple of 32, got {render_size!r:.40}")
     intensity = _number(intensity, "Colour intensity", 0.0, MAX_INTENSITY)
     upload_name = str(image.get("orig_name") or "upload")
-    try:
-        with Image.open(image["path"]) as header:  # the header alone: pixels are decoded in the lane
-            megapixels = header.width * header.height / 1e6
-    except Exception:  # noqa: BLE001 - not an image, a bomb...: read_image in the lane gives the message
-        megapixels = 0.0
-    lane = LANES["big" if megapixels > BIG_MEGAPIXELS else "ordinary"]
-    return lane.submit(_colorize, image["path"], upload_name, model, int(size), intensity).result()
+    return _lane(path).submit(_colorize, path, upload_name, model, int(size), intensity, _hint_files(hints)).result()
 
 
-def _colorize(path: str, upload_name: str, model: str, size: int, intensity: float):
+def _read_hints(files: list[str], size: tuple[int, int]) -> Image.Image | None:
+    """The painted layers as one RGBA image of the photo's ``size`` (a canvas of another size is scaled to it)."""
+    hints = None
+    for file in files:
+        layer = read_image(file, MAX_MEGAPIXELS)
+        if "A" not in layer.getbands() and "transparency" not in layer.info:
+            raise ValueError("hints need transparency: an RGBA image whose opaque pixels carry the wanted colours")
+        layer = layer.convert("RGBA")
+        if layer.size != size:
+            layer = layer.resize(size, Image.Resampling.NEAREST)
+        hints = layer if hints is None else Image.alpha_composite(hints, layer)
+    return hints if hints is not None and _painted_share(hints) > 0 else None  # an untouched canvas is no hint
+
+
+def _colorize(path: str, upload_name: str, model: str, size: int, intensity: float, hint_files: list[str]):
     try:  # ImageError and WeightsError are ValueErrors whose message says what is wrong
         colorizer = get_colorizer(model)
         photo = read_image(path, MAX_MEGAPIXELS)
         prepared = prepare(photo, MAX_MEGAPIXELS)
+        hints = _read_hints(hint_files, photo.size)
+        painted = f" and your colours ({_painted_share(hints):.1%} of the photo painted)" if hints else ""
         if is_grayish(prepared.pixels):
-            result = colorizer.colorize_prepared(prepared, size, intensity)
-            note = f"Colorized with **{colorizer.title}** at render size {size}."
+            result = colorizer.colorize_prepared(prepared, size, intensity, hints)
+            note = f"Colorized with **{colorizer.title}** at render size {size}{painted}."
         else:
-            result, scores = score_prepared(colorizer, prepared, size, intensity)
-            note = metrics_table(colorizer.title, scores)
+            result, scores = score_prepared(colorizer, prepared, size, intensity, hints)
+            note = metrics_table(colorizer.title + painted, scores)
         # A fresh folder per request inside Gradio's temporary folder: no two requests share a file.
         folder, stem = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)), _safe_stem(upload_name)
         out, gray = folder / f"{stem}_colorized.png", folder / f"{stem}_gray.png"
@@ -136,6 +177,52 @@ def _colorize(path: str, upload_name: str, model: str, size: int, intensity: flo
         raise gr.Error("The server ran out of memory for this photo; try a smaller one.") from None
     notes = "".join(f"\n\n_Note: {n.replace(path, upload_name)}._" for n in photo.info.get("notes", []))
     return (str(gray), str(out)), str(out), note + notes
+
+
+def _painted_share(hints: Image.Image) -> float:
+    alpha = hints.getchannel("A")
+    return sum(alpha.point(lambda a: 255 if a > 127 else 0).histogram()[255:]) / (hints.width * hints.height)
+
+
+def show_gray(image: dict | None):
+    """A new photo: its gray version as the canvas to paint colours on (no strokes yet) and to click for suggestions."""
+    if image is None:
+        return None, None
+    path = _upload_path(image)
+    return _lane(path).submit(_gray, path).result()
+
+
+def _gray(path: str):
+    try:
+        prepared = prepare(read_image(path, MAX_MEGAPIXELS), MAX_MEGAPIXELS)
+        gray = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)) / "gray.png"
+        prepared.gray.save(gray, compress_level=1)
+    except (ValueError, OSError) as exc:
+        raise gr.Error(str(exc).replace(path, "the photo")) from None
+    return {"background": str(gray), "layers": [], "composite": None}, str(gray)
+
+
+SUGGESTER = next((name for name in WEIGHTS if read_metadata(WEIGHTS[name])["model"]["args"].get("output")
+                  == "classification"), None)
+
+
+def suggest(gray_path: str | None, render_size: int, event: gr.SelectData):
+    """Colours the classification model finds likely at the clicked point: shown, and put on the brush."""
+    if not gray_path or SUGGESTER is None:
+        raise gr.Error("Upload a photo first.")
+    x, y = (int(v) for v in event.index)
+    size = int(_number(render_size, "Render size", *RENDER_SIZES))
+    try:
+        l = prepare(read_image(gray_path, MAX_MEGAPIXELS), MAX_MEGAPIXELS).l
+        colours = _lane(gray_path).submit(suggested_colours, get_colorizer(SUGGESTER), l, (x, y), 6, size).result()
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    swatches = " ".join(f'<span title="{share:.0%}" style="display:inline-block;width:2.2em;height:2.2em;'
+                        f'border-radius:4px;background:{colour}"></span>' for colour, share in colours)
+    shares = ", ".join(f"{colour} {share:.0%}" for colour, share in colours)
+    html = f"<div>Likely colours at ({x}, {y}), now on the brush: {swatches}</div><small>{shares}</small>"
+    palette = [colour for colour, _ in colours]
+    return html, gr.ImageEditor(brush=gr.Brush(colors=palette + HINT_COLOURS, default_color=palette[0]))
 
 
 # delete_cache: every hour, uploads and results older than an hour are removed, so a long-running Space never fills up.
@@ -158,10 +245,26 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
             slider = gr.ImageSlider(label="Gray | colorized", format="png")
             download = gr.File(label="Full-resolution PNG")
             report = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("### Your colours\nWrong colour, or too pale? Paint a few strokes or dots on the photo in the "
+                        "colours you want and press **Colorize** again: each colour spreads over its region, along "
+                        "the photo's edges. The eraser and undo are in the toolbar.")
+            editor = gr.ImageEditor(label="Paint colours here", type="filepath", image_mode="RGBA", sources=[],
+                                    transforms=[], layers=False, format="png", elem_id="hints",
+                                    brush=gr.Brush(colors=HINT_COLOURS, default_color=HINT_COLOURS[0],
+                                                   color_mode="defaults"))
+        with gr.Column(visible=SUGGESTER is not None):
+            gr.Markdown("### Not sure what colour it was?\nClick a spot: the classification model offers the colours "
+                        "it finds likely there, and puts them on the brush.")
+            picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath")
+            suggestions = gr.HTML()
     gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
     model.change(lambda name: get_colorizer(name).render_size, model, size, api_visibility="private")
-    # preprocess=False: colorize gets the raw upload, so even a file Pillow cannot open gets read_image's message.
-    button.click(colorize, [photo, model, size, intensity], [slider, download, report], api_name="colorize",
+    # preprocess=False: the handlers get the raw upload, so even a file Pillow cannot open gets read_image's message.
+    photo.change(show_gray, photo, [editor, picker], preprocess=False, api_visibility="private")
+    picker.select(suggest, [picker, size], [suggestions, editor], api_visibility="private")
+    button.click(colorize, [photo, model, size, intensity, editor], [slider, download, report], api_name="colorize",
                  preprocess=False)
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the inference API stays light.
 
 from .color import is_grayish, lab_to_rgb, rgb_to_lab
 from .evaluation import evaluate, score_prepared
+from .hints import hint_image, suggested_colours
 from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, psnr, ssim
 from .models import MODELS, build_model
@@ -26,6 +27,7 @@ __all__ = [
     "colorfulness",
     "evaluate",
     "find_images",
+    "hint_image",
     "is_grayish",
     "lab_to_rgb",
     "load_colorizer",
@@ -38,4 +40,5 @@ __all__ = [
     "save_weights",
     "score_prepared",
     "ssim",
+    "suggested_colours",
 ]

@@ -9,14 +9,14 @@ more than a small one.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 from PIL import Image
-from .color import rgb_to_lab
+from .color import lab_to_display, rgb_to_lab
 
-__all__ = ["HintPoint", "hint_image", "hints_at", "propagate", "simulated_hints", "SIGMA", "PULL"]
+__all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "propagate", "simulated_hints", "suggested_colours", "training_hints", "SIGMA", "PULL"]
 
 # Lightness scale of the affinity exp(-dL^2 / 2 sigma^2), in L units, and the pull of the residual to zero.
 SIGMA = 8.0
@@ -48,7 +48,12 @@ def hints_at(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]) -> t
     chroma is used. Each render pixel takes the mean ab of the hinted pixels it covers and, as weight, the
     share it covers.
     """
-    rgba = np.asarray(hints.convert("RGBA") if isinstance(hints, Image.Image) else hints)
+    if isinstance(hints, Image.Image):
+        if "A" not in hints.getbands() and "transparency" not in hints.info:
+            raise ValueError("hints need transparency: an RGBA image whose opaque pixels carry the wanted colours "
+                             f"(got a {hints.mode} image, where every pixel would be a hint)")
+        hints = hints.convert("RGBA")
+    rgba = np.asarray(hints)
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
         raise ValueError(f"hints must be an RGBA image (or an (H, W, 4) uint8 array), got {rgba.shape} {rgba.dtype}")
     opaque = rgba[..., 3] > 127
@@ -62,6 +67,14 @@ def hints_at(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]) -> t
     covered = weight > 1e-3
     hint_ab = np.where(covered[..., None], summed / np.maximum(weight, 1e-3)[..., None], 0.0)
     return hint_ab.astype(np.float32), np.where(covered, np.minimum(weight * 4, 1.0), 0.0).astype(np.float32)
+
+
+def hint_tensor(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]):
+    """(3, h, w) float32 tensor of :func:`hints_at`'s ab (Lab units) and weight: the ``hints`` input of a hint model."""
+    import torch
+
+    ab, weight = hints_at(hints, (int(shape[0]), int(shape[1])))
+    return torch.from_numpy(np.dstack([ab, weight])).permute(2, 0, 1).contiguous()
 
 
 def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray,
@@ -98,6 +111,44 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
     return (ab + residual.reshape(h, w, 2)).astype(np.float32)
 
 
+def suggested_colours(colorizer, l: np.ndarray, point: tuple[float, float], count: int = 6,
+                      render_size: Optional[int] = None, spacing: float = 15.0) -> list[tuple[str, float]]:
+    """The ``count`` likeliest colours at ``point`` (x, y) of a photo whose L is ``l`` (H, W), as (``#rrggbb``,
+    probability mass near that colour), likeliest first: Zhang et al. (2017)'s palette, from a classification model's distribution
+    over ab bins (``colorizer`` loaded from such a file). Bins closer than ``spacing`` ab units to a likelier
+    chosen one are skipped, so the palette offers different colours, each shown at the point's own L.
+    """
+    import torch
+
+    if getattr(colorizer.model, "output", None) != "classification":
+        raise ValueError("suggested colours need a classification model (weights/classification.safetensors)")
+    h, w = l.shape
+    x, y = float(point[0]), float(point[1])
+    if not (0 <= x < w and 0 <= y < h):
+        raise ValueError(f"point ({x:g}, {y:g}) lies outside the {w}x{h} photo")
+    l_small = colorizer.l_small(l, render_size)
+    sy, sx = int(y * l_small.shape[0] / h), int(x * l_small.shape[1] / w)
+    with torch.inference_mode():
+        logits = colorizer.model(torch.from_numpy(l_small)[None, None].to(colorizer.device), raw=True)
+        # Sharpened by the model's own annealing temperature, as its colours are read (the raw distribution
+        # of the shipped model is nearly flat).
+        probs = torch.softmax(logits[0, :, sy, sx].float() / colorizer.model.temperature, dim=0).double().cpu().numpy()
+    bins = colorizer.model.ab_bins.float().cpu().numpy()
+    # A bin's mass with its neighbours' (Gaussian, sigma spacing / 2): the distribution is spread over many
+    # neighbouring bins, so one bin's probability says little.
+    distance2 = ((bins[:, None] - bins[None]) ** 2).sum(-1)
+    probs = np.exp(-distance2 / (2 * (spacing / 2) ** 2)) @ probs
+    chosen: list[int] = []
+    for index in np.argsort(-probs):
+        if all(np.hypot(*(bins[index] - bins[c])) >= spacing for c in chosen):
+            chosen.append(int(index))
+            if len(chosen) == count:
+                break
+    lab = np.array([[(l[int(y), int(x)], *bins[c]) for c in chosen]], np.float32)
+    rgb = lab_to_display(lab)[0]
+    return [("#%02x%02x%02x" % tuple(int(v) for v in colour), float(probs[c])) for colour, c in zip(rgb, chosen)]
+
+
 def simulated_hints(truth: np.ndarray, count: int, seed: int) -> Image.Image:
     """``count`` hints a user could have given, taken from a colour photo (H, W, 3 uint8) itself: the protocol of
     ``evaluate --hints``.
@@ -115,3 +166,46 @@ def simulated_hints(truth: np.ndarray, count: int, seed: int) -> Image.Image:
         patch = truth[top : top + side, left : left + side].reshape(-1, truth.shape[2])[:, :3]
         hints[top : top + side, left : left + side] = (*np.rint(patch.mean(axis=0)).astype(np.uint8), 255)
     return Image.fromarray(hints, "RGBA")
+
+
+def training_hints(ab, generator=None, p: float = 1 / 8, max_side: int = 9):
+    """Hints simulated for a training batch from its own ab (B, 2, S, S): (B, 3, S, S), ab and mask, the
+    ``hints`` input of a hint model.
+
+    Zhang et al. (2017)'s protocol: per photo a geometric number of points (success ``p``: 1/8 of the photos get
+    none, so the network stays an automatic colorizer; mean about 7), each a P x P square with P uniform in
+    1..``max_side``, centred around the middle (normal, sigma a quarter of the side) or anywhere (half each),
+    filled with the photo's mean ab over that square.
+    """
+    import torch
+
+    b, _, h, w = ab.shape
+    out = torch.zeros(b, 3, h, w, dtype=ab.dtype, device=ab.device)
+
+    def uniform(n: int = 1):
+        return torch.rand(n, generator=generator, device=generator.device if generator else "cpu").tolist()
+
+    for i in range(b):
+        count = 0
+        while uniform()[0] > p:  # failures before the first success
+            count += 1
+        for _ in range(count):
+            side_u, centred, u1, u2 = uniform(4)
+            side = 1 + int(side_u * max_side)
+            if centred < 0.5:
+                n1, n2 = _normal_pair(u1, u2)
+                cy, cx = h / 2 + n1 * h / 4, w / 2 + n2 * w / 4
+            else:
+                cy, cx = u1 * h, u2 * w
+            top = min(max(int(cy) - side // 2, 0), h - side)
+            left = min(max(int(cx) - side // 2, 0), w - side)
+            patch = ab[i, :, top : top + side, left : left + side]
+            out[i, :2, top : top + side, left : left + side] = patch.mean(dim=(1, 2), keepdim=True)
+            out[i, 2, top : top + side, left : left + side] = 1.0
+    return out
+
+
+def _normal_pair(u1: float, u2: float) -> tuple[float, float]:
+    """Two standard normal numbers from two uniform ones (Box-Muller)."""
+    radius = np.sqrt(-2 * np.log(max(u1, 1e-12)))
+    return float(radius * np.cos(2 * np.pi * u2)), float(radius * np.sin(2 * np.pi * u2))

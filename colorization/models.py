@@ -6,19 +6,19 @@ Each model takes explicit arguments; ``MODELS`` maps a plain name to the class a
 Every model has two possible outputs: ``regression`` (ab directly, trained with an L1-type loss)
 or ``classification`` (a distribution over ab bins, Zhang et al. 2016, read back by annealed mean;
 see :mod:`colorization.quantize`). ``EffNetUNetColorizer(global_fusion=True)`` adds Iizuka et al.'s
-(2016) image-level branch.
+(2016) image-level branch; ``hints=True`` adds Zhang et al.'s (2017) user-hint inputs.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import denormalize_ab, normalize_l
+from .color import AB_SCALE, denormalize_ab, normalize_l
 from .quantize import ab_bins, annealed_mean
 
 __all__ = ["MODELS", "OUTPUTS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config",
@@ -69,15 +69,19 @@ class _Colorizer(nn.Module):
         self.register_buffer("class_prior", torch.full((len(bins),), 1.0 / len(bins)))
         return nn.Conv2d(channels, len(bins), 1)
 
-    def forward(self, l: torch.Tensor, raw: bool = False) -> torch.Tensor:
+    def forward(self, l: torch.Tensor, raw: bool = False, hints: Optional[torch.Tensor] = None) -> torch.Tensor:
         """l: (B, 1, H, W) Lab lightness in [0, 100] -> ab: (B, 2, H, W) in Lab units.
 
         ``raw=True`` returns the head's own output instead (normalised ab, or bin logits): what
-        the training losses compare.
+        the training losses compare. ``hints`` (B, 3, H, W): wanted ab in Lab units and a mask in [0, 1]
+        (the hint ab and weight of :func:`colorization.hints.hints_at`), for a model built with ``hints=True``;
+        ignored by others.
         """
         h, w = l.shape[-2:]
         pad_h, pad_w = -h % self.stride, -w % self.stride
         x = normalize_l(l)
+        if hints is not None and getattr(self, "hints", False):
+            x = torch.cat([x, hints[:, :2] * hints[:, 2:] / AB_SCALE, hints[:, 2:]], dim=1)
         if pad_h or pad_w:
             # Reflection needs the pad smaller than the side; tiny inputs fall back to replication.
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
@@ -163,7 +167,8 @@ class EffNetUNetColorizer(_Colorizer):
     stride = 32
 
     def __init__(self, variant: str = "lite0", decoder_channels: tuple[int, ...] = (128, 64, 48, 32, 16),
-                 output: str = "regression", temperature: float = 0.38, global_fusion: bool = False):
+                 output: str = "regression", temperature: float = 0.38, global_fusion: bool = False,
+                 hints: bool = False):
         super().__init__()
         import timm  # imported here so the from-scratch U-Net needs no timm
 
@@ -181,11 +186,25 @@ class EffNetUNetColorizer(_Colorizer):
         # After the second up block the decoder is at stride 8, Iizuka et al.'s mid level.
         self.fusion = GlobalFusion(enc[-1], decoder_channels[1]) if global_fusion else None
         self.head = self._make_head(decoder_channels[-1], output, temperature)
+        # Zhang et al. (2017)'s user hints (ab and mask) enter every skip of the decoder through zero-initialised
+        # convolutions, so a hint reaches the output in a few layers and the untrained additions change nothing.
+        if not isinstance(hints, bool):
+            raise ValueError(f"hints must be true or false, got {hints!r:.40}")
+        self.hints = hints
+        if hints:
+            self.hint_in = nn.ModuleList(nn.Conv2d(3, c, 3, padding=1) for c in skips)
+            for conv in self.hint_in:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
+        x, hints = x[:, :1], (x[:, 1:] if x.shape[1] > 1 else None)
         # The ImageNet weights expect 3 channels in about [-1, 1], which normalised L already is.
         feats = self.encoder(x.expand(-1, 3, -1, -1))
         skips = feats[-2::-1] + [self.full_res(x)]
+        if hints is not None:
+            skips = [s + conv(F.interpolate(hints, size=s.shape[-2:], mode="area"))
+                     for s, conv in zip(skips, self.hint_in)]
         y = feats[-1]
         for i, (block, skip) in enumerate(zip(self.up, skips)):
             y = block(y, skip)

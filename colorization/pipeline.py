@@ -128,10 +128,18 @@ class Colorizer:
         """ab (h, w, 2) in Lab units at the network's resolution (:func:`render_shape`) for L (H, W)."""
         return self._network(self.l_small(l, render_size))
 
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the network itself was trained for user hints (``"hints": true`` in its metadata)."""
+        return bool(getattr(self.model, "hints", False))
+
     @torch.inference_mode()
-    def _network(self, l_small: np.ndarray) -> np.ndarray:
+    def _network(self, l_small: np.ndarray, hints: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
         x = torch.from_numpy(l_small)[None, None].to(self.device, memory_format=torch.channels_last)
-        return self.model(x)[0].float().permute(1, 2, 0).contiguous().cpu().numpy()
+        h = None
+        if hints is not None and self.takes_hints:
+            h = torch.from_numpy(np.dstack(hints)).permute(2, 0, 1)[None].to(self.device)
+        return self.model(x, hints=h)[0].float().permute(1, 2, 0).contiguous().cpu().numpy()
 
     def predict_ab(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
         """ab (H, W, 2) in Lab units for a full-resolution L (H, W), predicted at ``render_size``."""
@@ -141,17 +149,23 @@ class Colorizer:
                           hints: Optional[ImageLike] = None) -> Image.Image:
         """Colorize an already prepared photo (lets callers reuse the preparation)."""
         l_small = self.l_small(prepared.l, render_size)
-        ab = self._network(l_small)
-        if intensity != 1.0:  # scaled before upsampling: the same numbers, a fraction of the pixels
-            ab = ab * np.float32(intensity)
+        small_hints = None
         if hints is not None:
-            from .hints import hints_at, propagate
+            from .hints import hints_at
 
             size = hints.size if isinstance(hints, Image.Image) else np.shape(hints)[1::-1]
             if tuple(size) != prepared.l.shape[::-1]:
                 raise ValueError(f"hints must be an image of the photo's size, {prepared.l.shape[1]}x"
                                  f"{prepared.l.shape[0]}, got {size[0]}x{size[1]}")
-            ab = propagate(l_small, ab, *hints_at(hints, ab.shape[:2]))
+            small_hints = hints_at(hints, l_small.shape)
+        ab = self._network(l_small, small_hints)
+        if intensity != 1.0:  # scaled before upsampling: the same numbers, a fraction of the pixels
+            ab = ab * np.float32(intensity)
+        if small_hints is not None:
+            from .hints import propagate
+
+            # Also after a hint network: the propagation makes each hint's own pixels take its colour.
+            ab = propagate(l_small, ab, *small_hints)
         return compose(prepared.l, upsample_ab(ab, prepared.l.shape), prepared.alpha)
 
     def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0,

@@ -12,6 +12,7 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import logging
 import math
@@ -39,7 +40,8 @@ from .evaluation import score_images, summarize
 from .files import atomic_write
 from .gan import PatchDiscriminator, gan_step
 from .images import find_images
-from .models import build_model, model_config, unwrap
+from .hints import hint_tensor, simulated_hints, training_hints
+from .models import MODELS, build_model, model_config, unwrap
 from .paths import data_dir
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
@@ -50,6 +52,8 @@ __all__ = ["TrainConfig", "TrainingIOError", "StepBudget", "Processes", "train",
            "selection_score", "holdout_split", "run_split", "save_checkpoint", "load_checkpoint", "LOSSES"]
 
 log = logging.getLogger(__name__)
+
+VAL_HINTS = 10  # hint points per photo when validating a hint model (the issue's 10-point figure)
 
 LOSSES = {
     "l1": F.l1_loss,
@@ -75,6 +79,9 @@ class TrainConfig:
     steps: int = 2000
     lr: float = 1e-3
     encoder_lr_mult: float = 0.1  # a pretrained encoder learns slower, which fights overfitting
+    hints: bool = False  # user hints (Zhang et al. 2017): simulated hints as input; adds hint inputs to the model
+    hint_lr_mult: float = 3.0  # the new hint inputs learn at this multiple of lr
+    frozen_norm: bool = False  # batch norm keeps its running statistics: fine-tuning at small batches
     weight_decay: float = 0.01
     warmup_steps: int = 100
     loss: str = "smooth_l1"  # regression loss; classification models use the rebalanced cross-entropy
@@ -178,18 +185,25 @@ def _batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tenso
 
 
 @torch.no_grad()
-def validate(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> dict:
+def validate(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 64,
+             hints: int = 0) -> dict:
     """Model and gray baseline scored on uint8 photos (N, 3, S, S), in ``evaluate``'s schema (:func:`summarize`).
 
     Each result goes through the pipeline's own ``compose`` and :func:`score_images`, so these numbers are
-    computed exactly as ``evaluate`` computes them.
+    computed exactly as ``evaluate`` computes them. ``hints`` > 0 gives a hint model that many hints per photo,
+    simulated as ``evaluate --hints`` does (seeded with the photo's index), without propagation.
     """
     model.eval()
     records = []
     for start in range(0, images.shape[0], batch_size):
         rgb = images[start : start + batch_size].to(device).float() / 255.0
         lab = rgb_to_lab(rgb)
-        ab_pred = model(lab[:, :1]).float()
+        hint = None
+        if hints:
+            hint = torch.stack([hint_tensor(simulated_hints(images[start + i].permute(1, 2, 0).numpy(), hints,
+                                                             start + i), images.shape[-2:])
+                                for i in range(rgb.shape[0])]).to(device)
+        ab_pred = model(lab[:, :1], hints=hint).float()
         for i in range(rgb.shape[0]):
             l = lab[i, 0].cpu().numpy()
             truth = images[start + i].permute(1, 2, 0).numpy()
@@ -254,16 +268,15 @@ class StepBudget:
         return {"step": step, "steps_for_budget": self.total, "seconds_per_step": round(per_step, 5)}
 
 
-def _param_groups(model: nn.Module, lr: float, encoder_lr_mult: float, weight_decay: float) -> list[dict]:
-    groups: dict[tuple[bool, bool], list] = {}
+def _param_groups(model: nn.Module, lr: float, encoder_lr_mult: float, weight_decay: float,
+                  hint_lr_mult: float = TrainConfig.hint_lr_mult) -> list[dict]:
+    groups: dict[tuple[float, bool], list] = {}
     for name, p in model.named_parameters():
-        is_encoder = name.startswith("encoder.")
+        mult = encoder_lr_mult if name.startswith("encoder.") else hint_lr_mult if name.startswith("hint_in.") else 1.0
         decay = p.ndim > 1  # no weight decay on biases and norm scales
-        groups.setdefault((is_encoder, decay), []).append(p)
-    return [
-        {"params": ps, "lr": lr * (encoder_lr_mult if enc else 1.0), "weight_decay": weight_decay if decay else 0.0}
-        for (enc, decay), ps in groups.items()
-    ]
+        groups.setdefault((mult, decay), []).append(p)
+    return [{"params": ps, "lr": lr * mult, "weight_decay": weight_decay if decay else 0.0}
+            for (mult, decay), ps in groups.items()]
 
 
 def _schedule(warmup_steps: int, budget: StepBudget) -> Callable[[int], float]:
@@ -339,18 +352,20 @@ def load_checkpoint(path: Path, parts: dict[str, Any], device: torch.device) -> 
 def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, crop_size: int,
                min_crop_scale: float = TrainConfig.min_crop_scale, regression_loss: str = TrainConfig.loss,
                rebalance: float = TrainConfig.rebalance, channels_last: bool = False,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               generator: Optional[torch.Generator] = None, hints: bool = False) -> torch.Tensor:
     """One optimisation step on a uint8 batch (B, 3, S, S): crop to Lab, predict ab, loss, update; returns the loss.
 
     ``regression_loss`` names the loss of a regression model (:data:`LOSSES`); a classification model uses the
-    rebalanced cross-entropy with ``rebalance`` as its lambda. Shared by ``train`` and the training benchmark,
+    rebalanced cross-entropy with ``rebalance`` as its lambda. ``hints``: the network also sees hints simulated
+    from each crop (:func:`~colorization.hints.training_hints`). Shared by ``train`` and the training benchmark,
     so the benchmark times exactly this.
     """
     l, ab = lab_crops(images, crop_size, min_crop_scale, generator)
     if channels_last:
         l = l.contiguous(memory_format=torch.channels_last)
+    hint = training_hints(ab, generator) if hints else None
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
-        out = net(l, raw=True)
+        out = net(l, raw=True, hints=hint)
     model = unwrap(net)
     if model.output == "classification":
         loss = classification_loss(out, ab, model.ab_bins, rebalance_weights(model.class_prior, rebalance))
@@ -469,9 +484,11 @@ def _initial_model(config: TrainConfig, device: torch.device, train_images: torc
     init_meta: dict = {}
     if config.init_weights:
         model, init_meta = load_weights(config.init_weights)
+        if config.hints and not getattr(model, "hints", False):
+            model = _with_hint_inputs(model)
         model.train()
     else:
-        model = build_model(config.model, **config.model_args)
+        model = build_model(config.model, **{**config.model_args, **({"hints": True} if config.hints else {})})
         if config.pretrained and hasattr(model, "load_imagenet_encoder"):
             model.load_imagenet_encoder()
     model.to(device)
@@ -485,6 +502,18 @@ def _initial_model(config: TrainConfig, device: torch.device, train_images: torc
             prior, prior_source = compute_prior(train_images, model.ab_bins), f"{len(train_images)} training photos"
         model.class_prior.copy_(prior.to(device))
     return model, init_meta, prior_source
+
+
+def _with_hint_inputs(model: nn.Module) -> nn.Module:
+    """The same model with Zhang et al.'s hint inputs added, zero-initialised: its output is unchanged until trained."""
+    config = model_config(model)
+    if "hints" not in inspect.signature(MODELS[config["name"]]).parameters:
+        raise ValueError(f"model {config['name']!r} has no hint inputs; train hints from an effnet-unet")
+    hinted = build_model(config["name"], **{**config["args"], "hints": True})
+    missing, unexpected = hinted.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or not all(k.startswith("hint_in.") for k in missing):
+        raise RuntimeError(f"adding hint inputs changed more than them: {missing}, {unexpected}")
+    return hinted
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
@@ -540,8 +569,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         model.to(memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True) \
         if config.ema_decay > 0 else None
-    optimizer = torch.optim.AdamW(_param_groups(model, config.lr, config.encoder_lr_mult, config.weight_decay),
-                                  lr=config.lr)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.lr, config.encoder_lr_mult, config.weight_decay,
+                                                config.hint_lr_mult), lr=config.lr)
     budget = StepBudget(config.steps, config.time_budget_s, config.d_pretrain_steps if config.gan else 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.warmup_steps, budget))
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "ema": ema,
@@ -589,6 +618,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         }
         with _writing(path):
             save_weights(path, averaged, {"title": config.title or title, "render_size": render_size,
+                                          **({"hints": True} if config.hints else {}),
                                           "training": training, "metrics": metrics})
 
     t_last, n_last = time.perf_counter(), 0
@@ -598,12 +628,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         while step < budget.total:
             t0 = time.perf_counter()
             model.train()
+            if config.frozen_norm:
+                for module in model.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
             idx = _batch_indices(train_images.shape[0], config.batch_size, step, config.seed + 7919 * rank).to(device)
             gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + step + 7919 * rank)
             if discriminator is None:
                 losses = {"loss": train_step(forward, optimizer, train_images[idx], config.crop_size,
                                              config.min_crop_scale, config.loss, config.rebalance,
-                                             config.channels_last, gen)}
+                                             config.channels_last, gen, config.hints)}
             else:
                 opt_g = None if step < config.d_pretrain_steps else optimizer  # NoGAN: the critic alone first
                 losses = gan_step(forward, discriminator, opt_g, opt_d, train_images[idx], config.crop_size,
@@ -633,6 +667,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 val = validate(averaged, val_set.images, device)
                 _append_jsonl(log_path, {"step": step, "val": val})
                 score = selection_score(val, kind, config.gan_min_psnr_gain)
+                if config.hints:  # a hint model is chosen by its mean PSNR without hints and with VAL_HINTS
+                    val_hints = validate(averaged, val_set.images, device, hints=VAL_HINTS)
+                    _append_jsonl(log_path, {"step": step, "val_hints": {"hints": VAL_HINTS, **val_hints}})
+                    val = {**val, "with_hints": {"hints": VAL_HINTS, **val_hints}}
+                    score = (score + val_hints["model"]["psnr"]) / 2
                 if score > best["score"]:
                     best = {"score": score, "step": step, "val": val}
                     export(best_path, f"{model_config(model)['name']} ({step} steps)", {"validation": val})

@@ -40,7 +40,7 @@ def colorize(client: Client, path: Path, **settings):
 
 def test_api_defaults_let_image_alone_work(client):
     params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/colorize"]["parameters"]
-    assert [p["parameter_name"] for p in params] == ["image", "model", "render_size", "intensity"]
+    assert [p["parameter_name"] for p in params] == ["image", "model", "render_size", "intensity", "hints"]
     assert all(p["parameter_has_default"] for p in params[1:])
 
 
@@ -75,6 +75,50 @@ def test_every_shipped_model_is_offered_and_colorizes(client, model):
     rgb = np.asarray(shown.convert("RGB")).astype(int)
     assert np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean() > 2, "a trained model gives colour"
     assert "already in colour" in note
+
+
+def _hints(layers: list[Path]) -> dict:
+    return {"background": None, "layers": [handle_file(str(p)) for p in layers], "composite": None}
+
+
+def _green_disc(path: Path, size: tuple[int, int], scale: float = 1.0) -> Path:
+    from colorization import hint_image
+
+    w, h = size
+    hint_image([(w // 2 * scale, h // 2 * scale, "#00c000", 20 * scale)], (round(w * scale), round(h * scale))).save(path)
+    return path
+
+
+def _centre_a(image: Image.Image) -> float:
+    """Mean Lab a (green is negative) of the 11 x 11 centre of an image."""
+    from colorization import rgb_to_lab
+
+    w, h = image.size
+    rgb = np.asarray(image.convert("RGB"))[h // 2 - 5 : h // 2 + 6, w // 2 - 5 : w // 2 + 6]
+    return float(rgb_to_lab(rgb.astype(np.float32) / 255)[..., 1].mean())
+
+
+def test_painted_colours_recolour_their_region_through_the_api(client, tmp_path):
+    size = Image.open(COLOUR).size
+    _, plain, _, _ = colorize(client, COLOUR)
+    _, hinted, download, note = colorize(client, COLOUR, hints=_hints([_green_disc(tmp_path / "h.png", size)]))
+    assert _centre_a(hinted) < _centre_a(plain) - 20, (_centre_a(plain), _centre_a(hinted))
+    assert download.size == size and "your colours" in note and "PSNR" in note
+    # a canvas of another size (the editor's) is scaled to the photo; two layers both count
+    _, scaled, _, _ = colorize(client, COLOUR, hints=_hints([_green_disc(tmp_path / "half.png", size, 0.5)]))
+    assert _centre_a(scaled) < _centre_a(plain) - 20
+    empty = tmp_path / "empty.png"
+    Image.new("RGBA", size, (0, 0, 0, 0)).save(empty)
+    _, untouched, _, note = colorize(client, COLOUR, hints=_hints([empty]))
+    assert np.array_equal(np.asarray(untouched), np.asarray(plain)) and "your colours" not in note
+
+
+def test_hints_without_transparency_get_a_clear_error(client, tmp_path):
+    opaque = tmp_path / "opaque.jpg"
+    Image.new("RGB", Image.open(COLOUR).size, (0, 200, 0)).save(opaque)
+    with pytest.raises(Exception, match="hints need transparency") as info:
+        colorize(client, COLOUR, hints=_hints([opaque]))
+    assert type(info.value).__name__ == "AppError"
 
 
 def _rgba(path: Path) -> Path:

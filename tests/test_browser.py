@@ -99,3 +99,66 @@ def test_examples_are_clickable(page, off_machine):
     page.locator("img[src*='astronaut']").first.click()
     page.locator(".image-frame img[src*='astronaut']").wait_for(timeout=30_000)
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
+
+
+def _shown_result(page, previous: str | None = None) -> tuple[str, Image.Image]:
+    """The slider's colorized image once it differs from ``previous`` (its src), fetched from the server."""
+    import io
+
+    page.wait_for_function(
+        """(previous) => { const imgs = [...document.querySelectorAll("img[data-testid='imageslider-image']")];
+                           return imgs.length == 2 && imgs.every(i => i.complete && i.naturalWidth > 0)
+                                  && imgs[1].src != previous; }""",
+        arg=previous, timeout=90_000,
+    )
+    src = page.locator("img[data-testid='imageslider-image']").nth(1).get_attribute("src")
+    return src, Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB")
+
+
+def test_a_painted_stroke_recolours_its_region(page, off_machine, tmp_path):
+    import numpy as np
+
+    from colorization import rgb_to_lab
+
+    photo = tmp_path / "browser_hints.png"
+    Image.open(EXAMPLES / "coffee.jpg").convert("L").save(photo)
+    page.locator("input[type=file]").first.set_input_files(str(photo))
+    page.get_by_role("button", name="Colorize").click()
+    src, plain = _shown_result(page)
+
+    editor = page.locator("#hints")
+    editor.locator("canvas").last.wait_for()
+    editor.get_by_role("button", name="Color", exact=True).click()
+    editor.locator("button[style*='rgb(44, 160, 44)']").click()  # the palette's green, #2ca02c
+    editor.get_by_role("button", name="Brush", exact=True).click()  # closes the palette
+    box = editor.locator("canvas").last.bounding_box()
+    y = box["y"] + box["height"] * 0.5
+    page.mouse.move(box["x"] + box["width"] * 0.4, y)
+    page.mouse.down()
+    for t in np.linspace(0.4, 0.6, 15):  # a horizontal stroke through the middle, 20 % of the width
+        page.mouse.move(box["x"] + box["width"] * t, y, steps=3)
+    page.mouse.up()
+    page.get_by_role("button", name="Colorize").click()
+    _, hinted = _shown_result(page, src)
+
+    w, h = plain.size
+    def green(image):  # Lab a (negative = green) along the stroke
+        region = np.asarray(image)[h // 2 - 3 : h // 2 + 4, int(w * 0.45) : int(w * 0.55)]
+        return float(rgb_to_lab(region.astype(np.float32) / 255)[..., 1].mean())
+    assert green(hinted) < green(plain) - 15, (green(plain), green(hinted))
+    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
+
+
+def test_a_click_offers_suggested_colours_on_the_brush(page, off_machine):
+    if not (REPO / "weights" / "classification.safetensors").exists():
+        pytest.skip("the suggestions need weights/classification.safetensors")
+    page.locator("img[src*='coffee']").first.click()  # an example
+    image = page.locator("img[src*='gray.png']").last
+    image.wait_for(timeout=30_000)
+    image.click(position={"x": 150, "y": 120})
+    page.get_by_text("Likely colours at").wait_for(timeout=60_000)
+    swatches = page.locator("#hints").get_by_role("button", name="Color", exact=True)
+    swatches.click()
+    palette = page.locator("#hints button[style*='background-color']")
+    assert palette.count() > 9  # the six suggestions joined the nine fixed colours
+    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"

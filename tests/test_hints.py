@@ -69,3 +69,83 @@ def test_the_pipeline_takes_hints_and_is_unchanged_without(colorizer, eval_photo
     assert np.abs(rgb_to_lab(hinted.astype(np.float32) / 255)[..., 0] - l_plain).mean() < 1.0
     with pytest.raises(ValueError, match="photo's size"):
         colorizer(photo, hints=hint_image([], (w + 1, h)))
+
+
+def test_zero_initialised_hint_inputs_reproduce_the_automatic_output(weights_file):
+    import torch
+
+    from colorization.hints import training_hints
+    from colorization.train import _with_hint_inputs
+    from colorization.weights import load_weights
+
+    model, _ = load_weights(weights_file)
+    hinted = _with_hint_inputs(model).eval()
+    assert hinted.hints and not getattr(model, "hints", False)
+    l = torch.rand(2, 1, 48, 80) * 100
+    hints = training_hints(torch.randn(2, 2, 48, 80) * 30, torch.Generator().manual_seed(1))
+    assert hints[:, 2].sum() > 0
+    with torch.no_grad():
+        assert torch.equal(model(l), hinted(l, hints=hints))
+        # once the hint inputs learn something, the hints do change the output
+        for conv in hinted.hint_in:
+            conv.weight.data.normal_(0, 0.1)
+        assert not torch.equal(model(l), hinted(l, hints=hints))
+
+
+def test_training_hints_are_squares_of_the_crops_mean_colour_and_some_crops_get_none():
+    import torch
+
+    from colorization.hints import training_hints
+
+    ab = torch.randn(400, 2, 32, 32) * 20
+    hints = training_hints(ab, torch.Generator().manual_seed(0))
+    again = training_hints(ab, torch.Generator().manual_seed(0))
+    assert torch.equal(hints, again)  # a seed fixes them
+    counts = (hints[:, 2].flatten(1) > 0).any(dim=1)
+    assert 0.05 < 1 - counts.float().mean() < 0.25  # p = 1/8 of the crops have none
+    # each hinted pixel's value is the mean ab of a square around it (check one isolated hint)
+    one = training_hints(ab[:1].expand(50, -1, -1, -1).clone(), torch.Generator().manual_seed(3))
+    for i in range(50):
+        ys, xs = torch.nonzero(one[i, 2], as_tuple=True)
+        if len(ys) and (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1) == len(ys):  # one square
+            square = ab[0, :, ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+            assert torch.allclose(one[i, :2, ys[0], xs[0]], square.mean(dim=(1, 2)), atol=1e-4)
+            break
+    else:
+        pytest.fail("no crop with a single square hint")
+
+
+def test_a_hint_model_trains_validates_with_hints_and_says_so(tmp_path, weights_file, train_photos, eval_photos):
+    import json
+
+    from PIL import Image
+
+    from colorization import load_colorizer
+    from colorization.train import TrainConfig, train
+    from colorization.weights import load_weights
+
+    config = TrainConfig(data=[str(p) for p in train_photos], out_dir=str(tmp_path / "run"), init_weights=str(weights_file),
+                         hints=True, frozen_norm=True, steps=4, batch_size=4, image_size=64, crop_size=64,
+                         val_count=4, val_every=4, checkpoint_every=4, log_every=1, workers=0)
+    best = train(config, progress=False)
+    model, meta = load_weights(best)
+    assert meta["hints"] is True and meta["model"]["args"]["hints"] is True and model.hints
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("val_hints", {}).get("hints") == 10 for r in records)
+    assert meta["metrics"]["validation"]["with_hints"]["hints"] == 10
+    colorizer = load_colorizer(best, device="cpu")
+    assert colorizer.takes_hints
+    photo = Image.open(eval_photos[0]).convert("RGB")
+    w, h = photo.size
+    hinted = colorizer(photo, render_size=64, hints=hint_image([(w // 2, h // 2, "#ff0000", 8)], photo.size))
+    assert hinted.size == photo.size
+
+
+def test_only_a_model_with_hint_inputs_can_learn_hints(tmp_path, train_photos):
+    from colorization.models import build_model
+    from colorization.train import _with_hint_inputs
+
+    with pytest.raises(ValueError, match="no hint inputs"):
+        _with_hint_inputs(build_model("unet", base_channels=8, depth=2))
+    with pytest.raises(ValueError, match="true or false"):
+        build_model("effnet-unet", hints="yes")
