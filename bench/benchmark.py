@@ -27,8 +27,11 @@ from PIL import Image
 from torch import nn
 
 from colorization.color import rgb_to_l
+from colorization.hints import hint_image, hints_at, propagate
 from colorization.images import read_image, to_rgb_array
 from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
+
+HINT_POINTS = 10
 
 __all__ = ["ECCV16Layout", "time_call", "latency", "train_throughput", "load", "main"]
 
@@ -103,14 +106,15 @@ def _test_photo(path: Optional[str], size: tuple[int, int] = (1024, 768)) -> byt
     return buffer.getvalue()
 
 
-def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: int = 20, threads: int = 2) -> dict:
+def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: int = 20, threads: int = 2,
+            render_size: Optional[int] = None) -> dict:
     """p50/p95 (ms) of the whole pipeline, of each of its stages, of scoring a colour upload, and of the
     ECCV16 layout's forward pass; ``ratio`` is ECCV16's forward over our whole pipeline (p50)."""
     from colorization.evaluation import score_prepared
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    colorizer = load_colorizer(weights, device="cpu")
+    colorizer = load_colorizer(weights, device="cpu", render_size=render_size)
     jpeg = _test_photo(photo)
     image = read_image(io.BytesIO(jpeg))
     pixels, _ = to_rgb_array(image)
@@ -119,6 +123,13 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
     ab = upsample_ab(ab_small, l.shape)
     rh, rw = ab_small.shape[:2]
     l_small = torch.nn.functional.interpolate(torch.from_numpy(l)[None, None], size=(rh, rw), mode="area")
+    # Ten discs of radius 6 px in a grid, of colours taken from the photo: what a user's few clicks give.
+    rng = np.random.default_rng(0)
+    points = [(float(x), float(y), tuple(int(c) for c in pixels[int(y), int(x)]), 6.0)
+              for x, y in zip(rng.uniform(0, image.width - 1, HINT_POINTS), rng.uniform(0, image.height - 1, HINT_POINTS))]
+    hints = hint_image(points, image.size)
+    l_np_small = colorizer.l_small(l)
+    small_hints = hints_at(hints, (rh, rw))
     eccv16 = ECCV16Layout().eval()
     x_eccv = torch.rand(1, 1, 256, 256) * 100
     whole = f"ours: whole pipeline, {image.width}x{image.height} photo"
@@ -135,6 +146,10 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
             eccv: time_call(lambda: eccv16(x_eccv), runs),
             "colour upload scored (score_prepared: colorize, gray, PSNR/SSIM/colourfulness of both)": time_call(
                 lambda: score_prepared(colorizer, prepare(image)), runs),
+            f"ours: whole pipeline with {HINT_POINTS} hint points (recolorizing in the app)": time_call(
+                lambda: colorizer(read_image(io.BytesIO(jpeg)), hints=hints), runs),
+            f"  hints to render resolution ({rw}x{rh})": time_call(lambda: hints_at(hints, (rh, rw)), runs),
+            f"  propagation solve at {rw}x{rh}": time_call(lambda: propagate(l_np_small, ab_small, *small_hints), runs),
         }
     rows = {name: _percentiles_ms(t) for name, t in times.items()}
     return {
@@ -312,6 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lat.add_argument("--photo", help="photo to time (default: a 1024x768 photo made from skimage's coffee)")
     lat.add_argument("--runs", type=int, default=20)
     lat.add_argument("--threads", type=int, default=2)
+    lat.add_argument("--render-size", type=int, help="default: the weights file's own")
     tr = sub.add_parser("train", help="training throughput (images/s) of each registered CNN")
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
@@ -345,7 +361,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"{r['gflops_per_image']:>10.2f} {r['tflops']:>8.3f} {frac:>13}")
         return 0
     if args.command == "latency":
-        report = latency(args.weights, args.photo, args.runs, args.threads)
+        report = latency(args.weights, args.photo, args.runs, args.threads, args.render_size)
         print(f"CPU latency: {report['threads']} torch threads, p50/p95 of {report['runs']} runs after warm-up; "
               f"torch {torch.__version__}; {_cpu_name()}, {os.cpu_count()} cores, "
               f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every row)")

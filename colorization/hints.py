@@ -22,6 +22,7 @@ __all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "propagate", "s
 SIGMA = 8.0
 PULL = 1e-3
 _HINT_WEIGHT = 1e3  # hinted pixels are nearly hard constraints
+MAX_SOLVE_PIXELS = 1 << 16  # the largest propagation solved directly (256 x 256): about 0.1-0.2 s on one core
 HintPoint = tuple[float, float, Union[str, Sequence[int]], float]  # (x, y, colour, radius) in photo pixels
 
 
@@ -78,37 +79,66 @@ def hint_tensor(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]):
 
 
 def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray,
-              sigma: float = SIGMA, pull: float = PULL) -> np.ndarray:
+              sigma: float = SIGMA, pull: float = PULL, max_pixels: int = MAX_SOLVE_PIXELS) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
     the residual r, with a_ij = exp(-(L_i - L_j)^2 / 2 sigma^2) over 8 neighbours and c_i the hint weight.
+    Above ``max_pixels`` the residual is solved on a smaller copy and upsampled: the solve's time and memory
+    grow faster than its size, and a large render size must not buy seconds.
     """
-    from scipy.sparse import coo_matrix, diags  # SciPy comes with scikit-image; only hints need it
-    from scipy.sparse.linalg import splu
-
     h, w = l.shape
     if not hint_weight.any():
         return ab
-    index = np.arange(h * w).reshape(h, w)
-    rows, cols, weights = [], [], []
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):  # each undirected neighbour pair once
-        a = index[: h - dy, max(0, -dx) : w - max(0, dx)]  # pixel (y, x) ...
-        b = index[dy:, max(0, dx) : w - max(0, -dx)]  # ... and its neighbour (y + dy, x + dx)
-        la, lb = l.ravel()[a.ravel()], l.ravel()[b.ravel()]
-        weight = np.exp(-((la - lb) ** 2) / (2 * sigma**2))
-        if dy and dx:
-            weight = weight / np.sqrt(2)  # diagonal neighbours are farther away
-        rows += [a.ravel(), b.ravel()]
-        cols += [b.ravel(), a.ravel()]
-        weights += [weight, weight]
-    affinity = coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(h * w, h * w)).tocsr()
+    if h * w > max_pixels:
+        scale = np.sqrt(max_pixels / (h * w))
+        size = (max(1, int(w * scale)), max(1, int(h * scale)))
+        small = [cv2.resize(np.ascontiguousarray(a, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
+                 for a in (l, ab, hint_ab * hint_weight[..., None], hint_weight)]
+        covered = small[3] > 1e-3
+        small_hint_ab = np.where(covered[..., None], small[2] / np.maximum(small[3], 1e-3)[..., None], 0.0)
+        # The pull sums over pixels while the smoothness term does not change with resolution: scaled by the
+        # pixel count, the copy's solution matches the full-size one.
+        residual = propagate(small[0], small[1], small_hint_ab.astype(np.float32), np.where(covered, small[3], 0.0),
+                             sigma, pull * h * w / (size[0] * size[1]), max_pixels) - small[1]
+        return ab + cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
+    return _solve(l, ab, hint_ab, hint_weight, sigma, pull)
+
+
+def _solve(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray, sigma: float,
+           pull: float) -> np.ndarray:
+    from scipy.sparse import diags  # SciPy comes with scikit-image; only hints need it
+    from scipy.sparse.linalg import splu
+
+    h, w = l.shape
+    n, l = h * w, l.astype(np.float64)
+
+    def affinity(dl: np.ndarray) -> np.ndarray:
+        return np.exp(-(dl**2) / (2 * sigma**2))
+
+    # Each pixel's affinity to its neighbour right, down, down-right and down-left (0 past the border); diagonal
+    # neighbours are farther away.
+    right, down, diag, anti = (np.zeros((h, w)) for _ in range(4))
+    right[:, :-1] = affinity(l[:, 1:] - l[:, :-1])
+    down[:-1] = affinity(l[1:] - l[:-1])
+    diag[:-1, :-1] = affinity(l[1:, 1:] - l[:-1, :-1]) / np.sqrt(2)
+    anti[:-1, 1:] = affinity(l[1:, :-1] - l[:-1, 1:]) / np.sqrt(2)
+    # In raster order these are four bands of the symmetric affinity matrix, at offsets 1, w, w + 1 and w - 1.
+    bands = {1: right.ravel()[: n - 1], w: down.ravel()[: n - w], w + 1: diag.ravel()[: n - w - 1],
+             w - 1: anti.ravel()[: n - w + 1]}
+    degree = right + down + diag + anti
+    degree[:, 1:] += right[:, :-1]
+    degree[1:] += down[:-1]
+    degree[1:, 1:] += diag[:-1, :-1]
+    degree[1:, :-1] += anti[:-1, 1:]
     constraint = _HINT_WEIGHT * hint_weight.ravel().astype(np.float64)
-    system = diags(np.asarray(affinity.sum(axis=1)).ravel() + pull + constraint) - affinity
+    system = diags([degree.ravel() + pull + constraint, *(-v for v in bands.values()), *(-v for v in bands.values())],
+                   [0, *bands, *(-k for k in bands)], shape=(n, n), format="csc")
     target = (hint_ab - ab).reshape(-1, 2).astype(np.float64) * constraint[:, None]
-    residual = splu(system.tocsc()).solve(target)
-    return (ab + residual.reshape(h, w, 2)).astype(np.float32)
+    # The system is symmetric positive definite: a symmetric ordering without pivoting factors it about twice as
+    # fast as SuperLU's default (measured at 192 x 128 and 384 x 256).
+    lu = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0, options={"SymmetricMode": True})
+    return (ab + lu.solve(target).reshape(h, w, 2)).astype(np.float32)
 
 
 def suggested_colours(colorizer, l: np.ndarray, point: tuple[float, float], count: int = 6,

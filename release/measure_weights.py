@@ -10,7 +10,9 @@ the scores into the weights file's metadata (``metrics.evaluation``), so ``info`
 ``train.holdout_split``, from the seed, count and ``val_data`` in the file's training config, with DATA
 as the training folder) and, with
 ``--record``, writes that into ``metrics.validation``: for files that no training run validated,
-such as an interpolation of two runs.
+such as an interpolation of two runs. ``--hints 0 1 2 5 10 20`` measures instead the hint curve on every
+evaluation folder (``evaluate --hints N --seed S``; seed 0 for every N, ``--seeds`` more at ``--spread-at``)
+into ``hints.json``, per folder, count and seed.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def main() -> None:
     parser.add_argument("--record-only", action="store_true",
                         help="only record the reports already in --out into the weights' metadata")
     parser.add_argument("--held-out", metavar="DATA", help="measure the training run's validation split of DATA")
+    parser.add_argument("--hints", type=int, nargs="+", help="measure the hint curve at these counts")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="hint seeds at --spread-at")
+    parser.add_argument("--spread-at", type=int, default=10, help="the hint count measured with every seed")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,6 +59,9 @@ def main() -> None:
         return
     if args.held_out:
         held_out(args)
+        return
+    if args.hints:
+        hint_curve(args)
         return
     colorizer = load_colorizer(args.weights, device="cpu")
 
@@ -98,6 +106,24 @@ def held_out(args) -> None:
         metrics = meta.get("metrics") or {}
         metrics["validation"] = scores
         update_metadata(args.weights, {"metrics": metrics})
+
+
+def hint_curve(args) -> None:
+    """Every evaluation folder at each hint count (seed 0) and at ``spread_at`` with every seed, into hints.json."""
+    colorizer = load_colorizer(args.weights, device="cpu", render_size=args.render_size)
+    runs = sorted({(n, 0) for n in args.hints} | {(args.spread_at, s) for s in args.seeds})
+    path = Path(args.out) / "hints.json"
+    curve = {"weights": args.weights, "render_size": colorizer.render_size, "takes_hints": colorizer.takes_hints,
+             "protocol": "evaluate --hints N --seed S (colorization.hints.simulated_hints)", "folders": {}}
+    for name in FOLDERS:
+        folder = curve["folders"].setdefault(name, {})
+        for n, seed in runs:
+            report = evaluate(colorizer, [DATA / "eval" / name], hints=n, seed=seed, progress=False)
+            folder.setdefault(str(n), {})[str(seed)] = {k: report[k] for k in ("images", "model", "gray", "ground_truth")}
+            print(f"{name} hints {n} seed {seed}: PSNR {report['model']['psnr']:.2f} (gray {report['gray']['psnr']:.2f}), "
+                  f"colourfulness {report['model']['colorfulness']:.1f} of {report['ground_truth']['colorfulness']:.1f}",
+                  flush=True)
+            path.write_text(json.dumps(curve, indent=1))  # after each run: a long measurement keeps what it has
 
 
 def record(weights: str, reports: dict) -> None:

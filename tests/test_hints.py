@@ -149,3 +149,18 @@ def test_only_a_model_with_hint_inputs_can_learn_hints(tmp_path, train_photos):
         _with_hint_inputs(build_model("unet", base_channels=8, depth=2))
     with pytest.raises(ValueError, match="true or false"):
         build_model("effnet-unet", hints="yes")
+
+
+def test_a_large_render_is_propagated_on_a_bounded_copy_with_nearly_the_direct_result():
+    l = _two_regions(300, 400)  # 120,000 pixels, over MAX_SOLVE_PIXELS
+    rng = np.random.default_rng(0)
+    ab = rng.normal(0, 5, l.shape + (2,)).astype(np.float32)
+    hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
+    hint_ab[140:161, 90:111] = (40.0, 30.0)
+    weight[140:161, 90:111] = 1.0
+    bounded = propagate(l, ab, hint_ab, weight)
+    direct = propagate(l, ab, hint_ab, weight, max_pixels=l.size)
+    assert bounded.shape == ab.shape
+    assert np.allclose(bounded[150, 100], (40.0, 30.0), atol=6)  # up to the noise in ab, which the copy averages
+    assert np.abs(bounded - direct).mean() < 0.5  # ab units
+    assert np.abs(bounded[:, 210:] - ab[:, 210:]).max() < 2  # still stops at the edge
