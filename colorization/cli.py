@@ -91,6 +91,10 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--hints", type=int, default=0, help="simulated hint points per photo, from its own colours "
                                                           "(colorization.hints.simulated_hints; default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated hints")
+    p.add_argument("--protocol", choices=["full", "imagenet256"], default="full",
+                   help="full: score every photo as it is (default); imagenet256: resize each photo to 256x256 "
+                        "(bicubic, no crop) first and make the gray input from that, as DDColor and MultiColor "
+                        "score ImageNet")
     p.add_argument("--device")
 
     p = sub.add_parser("prior", help="the ab colour prior of a photo folder, for classification training")
@@ -163,7 +167,7 @@ def _evaluate(args) -> int:
     if args.hints < 0:
         raise ValueError("--hints must be at least 0")
     report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity,
-                      hints=args.hints, seed=args.seed)
+                      hints=args.hints, seed=args.seed, protocol=args.protocol)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
     for error in report["errors"]:
         _say(f"error: {error}")

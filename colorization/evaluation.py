@@ -9,29 +9,39 @@ import numpy as np
 from PIL import Image
 
 from .hints import simulated_hints
-from .images import ImageError, find_images, read_image
+from .images import ImageError, as_uint8, find_images, read_image, to_rgb_array
 from .metrics import colorfulness, image_metrics
 from .pipeline import Colorizer, Prepared, prepare
 
-__all__ = ["evaluate", "format_table", "score_prepared", "score_images", "summarize", "SCORE_KEYS"]
+__all__ = ["evaluate", "format_table", "prepare_for_protocol", "score_prepared", "score_images", "summarize",
+           "PROTOCOLS", "SCORE_KEYS"]
 
-SCORE_KEYS = ("psnr", "ssim", "colorfulness")
+SCORE_KEYS = ("psnr", "ssim", "colorfulness", "colorfulness_gap")
+# How a photo is turned into the truth that is scored: "full" as it is (every pixel), "imagenet256" resized to
+# 256 x 256 first (bicubic, no crop), as DDColor (ICCV 2023) and MultiColor (ACM MM 2024) score ImageNet val50k.
+PROTOCOLS = {"full": None, "imagenet256": (256, 256)}
 
 
 def score_images(result: np.ndarray, gray: np.ndarray, truth: np.ndarray) -> dict:
     """One photo's record: ``result`` and the ``gray`` baseline scored against ``truth`` (uint8 RGB, one shape).
 
-    ``{"model": {"psnr", "ssim", "colorfulness"}, "gray": {...}, "ground_truth": {"colorfulness"}}``, the schema
-    of every score this package reports.
+    ``{"model": {"psnr", "ssim", "colorfulness", "colorfulness_gap"}, "gray": {...}, "ground_truth":
+    {"colorfulness"}}``, the schema of every score this package reports; ``colorfulness_gap`` is the published
+    papers' dCF, |colourfulness of the image - colourfulness of the truth|.
     """
-    return {"model": image_metrics(result, truth), "gray": image_metrics(gray, truth),
-            "ground_truth": {"colorfulness": colorfulness(truth)}}
+    truth_colorfulness = colorfulness(truth)
+    parts = {}
+    for part, image in (("model", result), ("gray", gray)):
+        scores = image_metrics(image, truth)
+        parts[part] = {**scores, "colorfulness_gap": abs(scores["colorfulness"] - truth_colorfulness)}
+    return {**parts, "ground_truth": {"colorfulness": truth_colorfulness}}
 
 
 def summarize(records: Sequence[dict]) -> dict:
     """Means over per-photo records (:func:`score_images`' schema), in that schema, plus ``psnr_gain``.
 
     ``psnr_gain`` is the model's mean PSNR minus gray's (dB). ``evaluate`` and training validation both report this.
+    The mean ``colorfulness_gap`` (dCF) is the mean of the per-photo gaps, not the gap between the means.
     """
     def mean(part: str, key: str) -> float:
         return float(np.mean([r[part][key] for r in records]))
@@ -52,24 +62,46 @@ def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Option
     return result, score_images(_rgb(result), _rgb(prepared.gray), prepared.truth)
 
 
+def prepare_for_protocol(image: Image.Image, protocol: str = "full") -> Prepared:
+    """A photo prepared for scoring under one of :data:`PROTOCOLS`.
+
+    "full" is :func:`~colorization.pipeline.prepare`; "imagenet256" first resizes the photo's uint8 RGB (alpha
+    dropped) to 256 x 256 with Pillow's bicubic filter, so the truth and the gray input are both that image.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    size = PROTOCOLS[protocol]
+    if size is None:
+        return prepare(image)
+    truth = Image.fromarray(as_uint8(to_rgb_array(image)[0]), "RGB")
+    if truth.size != size:  # one already at the size is scored exactly as the full-resolution path scores it
+        truth = truth.resize(size, Image.BICUBIC)
+    return prepare(truth)
+
+
 def _rgb(image: Image.Image) -> np.ndarray:
     """(H, W, 3) uint8 view of a composed RGB or RGBA image (no copy through ``convert`` for RGB)."""
     return np.asarray(image) if image.mode == "RGB" else np.asarray(image)[..., :3]
 
 
 def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], render_size: Optional[int] = None,
-             limit: int = 0, progress: bool = True, intensity: float = 1.0, hints: int = 0, seed: int = 0) -> dict:
+             limit: int = 0, progress: bool = True, intensity: float = 1.0, hints: int = 0, seed: int = 0,
+             protocol: str = "full") -> dict:
     """Run the full-resolution pipeline on each photo's L and score it against the original.
 
+    ``protocol`` (:data:`PROTOCOLS`) says what the original is: the photo as it is ("full"), or the photo resized
+    to 256 x 256 ("imagenet256", :func:`prepare_for_protocol`), from which the gray input is then made.
     ``hints`` > 0 gives each photo that many hints simulated from its own colours
     (:func:`colorization.hints.simulated_hints`, seeded with ``seed`` plus the photo's index).
 
-    Returns ``{"images", "render_size", "intensity", "weights", "per_image", "errors"}`` and the means of
+    Returns ``{"images", "protocol", "render_size", "intensity", "weights", "per_image", "errors"}`` and the means of
     :func:`summarize`; the gray baseline goes through the same ``compose`` as the model, so the two compare
     fairly. ``intensity`` scales the predicted ab as the app's slider does.
     """
     from tqdm.auto import tqdm
 
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     files = find_images(paths)
     if limit:
         files = files[:limit]
@@ -79,7 +111,7 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
     per_image, errors = [], []
     for index, path in enumerate(tqdm(files, desc="evaluate", unit="img", disable=not progress)):
         try:
-            prepared = prepare(read_image(path))
+            prepared = prepare_for_protocol(read_image(path), protocol)
         except ImageError as exc:
             errors.append(str(exc))
             continue
@@ -91,6 +123,7 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
 
     return {
         "images": len(per_image),
+        "protocol": protocol,
         "render_size": size,
         "intensity": float(intensity),
         "hints": int(hints),
@@ -103,15 +136,20 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
 
 
 def format_table(report: dict, title: str = "") -> str:
-    """A plain-text table of a report: model, gray baseline and ground truth."""
+    """A plain-text table of a report: model, gray baseline and ground truth (dCF where the report has it)."""
+    gap = "colorfulness_gap" in report["model"]  # reports written before dCF was scored lack it
     lines = [title] if title else []
-    lines.append(f"{'':14}{'PSNR (dB)':>11}{'SSIM':>9}{'colourfulness':>15}")
+    lines.append(f"{'':14}{'PSNR (dB)':>11}{'SSIM':>9}{'colourfulness':>15}" + (f"{'dCF':>7}" if gap else ""))
     for name, part in (("model", report["model"]), ("gray baseline", report["gray"])):
-        lines.append(f"{name:14}{part['psnr']:>11.2f}{part['ssim']:>9.4f}{part['colorfulness']:>15.1f}")
+        lines.append(f"{name:14}{part['psnr']:>11.2f}{part['ssim']:>9.4f}{part['colorfulness']:>15.1f}"
+                     + (f"{part['colorfulness_gap']:>7.1f}" if gap else ""))
     lines.append(f"{'ground truth':14}{'':>11}{'':>9}{report['ground_truth']['colorfulness']:>15.1f}")
     gain = report["model"]["psnr"] - report["gray"]["psnr"]
     scale = report.get("intensity", 1.0)
     scaled = f", intensity {scale:g}" if scale != 1.0 else ""
     scaled += f", {report['hints']} simulated hints (seed {report['hint_seed']})" if report.get("hints") else ""
-    lines.append(f"{report['images']} photos, render size {report['render_size']}{scaled}, PSNR {gain:+.2f} dB over gray")
+    size = PROTOCOLS.get(report.get("protocol", "full"))
+    resized = f", each resized to {size[0]}x{size[1]} ({report['protocol']})" if size else ""
+    lines.append(f"{report['images']} photos{resized}, render size {report['render_size']}{scaled}, "
+                 f"PSNR {gain:+.2f} dB over gray")
     return "\n".join(lines)
