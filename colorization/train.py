@@ -21,10 +21,11 @@ import random
 import tempfile
 import time
 import typing
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ from .runtime import check_render_size, choose_device, hardware_name
 from .weights import load_weights, read_metadata, save_weights, training_config
 
 __all__ = ["TrainConfig", "TrainingIOError", "StepBudget", "Processes", "train", "train_step", "validate",
-           "selection_score", "holdout_split", "run_split", "save_checkpoint", "load_checkpoint", "LOSSES"]
+           "selection_score", "holdout_split", "run_split", "validation_overlap", "save_checkpoint", "load_checkpoint", "LOSSES"]
 
 log = logging.getLogger(__name__)
 
@@ -465,6 +466,49 @@ def run_split(weights: Union[str, os.PathLike], data: Union[str, os.PathLike]) -
     return train_files, val_files, config
 
 
+def _training_runs(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training records of the run that made a file and of every run it started from or mixed."""
+    training = meta.get("training") or {}
+    runs = [training] if training.get("config") else []
+    for part in training.get("interpolated_from", []):
+        runs += _training_runs(part)
+    if training.get("initialized_from"):
+        runs += _training_runs(training["initialized_from"])
+    return runs
+
+
+def validation_overlap(init_weights: Union[str, os.PathLike], val_files: Sequence[Path],
+                       data: Sequence[str]) -> Optional[int]:
+    """How many of ``val_files`` the runs behind ``init_weights`` trained on (it and the runs it started from or
+    mixed), by their recorded split rules over ``data``; None when a rule cannot be rebuilt here: its folders
+    are missing, or ``data`` now holds another number of photos than that run saw."""
+    seen: set[Path] = set()
+    for run in _training_runs(read_metadata(init_weights)):
+        try:
+            files, held = holdout_split(TrainConfig.from_dict({**run["config"], "data": list(data)}))
+        except (ValueError, TypeError, FileNotFoundError):
+            return None
+        recorded = [run.get(k) for k in ("train_photos", "val_photos", "skipped_photos")]
+        if all(isinstance(n, int) for n in recorded) and sum(recorded) != len(files) + len(held):
+            return None  # another pool of photos: the split drawn from it today is not the one trained on
+        seen.update(f.resolve() for f in files)
+    return sum(f.resolve() in seen for f in val_files)
+
+
+def _check_validation(config: TrainConfig, val_files: Sequence[Path]) -> None:
+    """Warn when a fine-tune would validate on photos its starting point trained on: those scores flatter it."""
+    if not config.init_weights or not val_files:
+        return
+    overlap = validation_overlap(config.init_weights, val_files, config.data)
+    if overlap is None:
+        log.warning("cannot tell whether %s trained on the validation photos (its recorded split does not rebuild "
+                    "over this data); to be sure, validate on collections it never saw (val_data)", config.init_weights)
+    elif overlap:
+        warnings.warn(f"{overlap} of the {len(val_files)} validation photos are training photos of {config.init_weights} "
+                      "(or of a run it started from): validation will flatter the model; validate on photos it never "
+                      "saw (val_data, or its own validation split)", stacklevel=3)
+
+
 def _parameter_checksum(model: nn.Module) -> float:
     return float(sum(p.detach().double().sum().item() for p in model.parameters()))
 
@@ -545,6 +589,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     torch.manual_seed(config.seed)
 
     train_files, val_files = holdout_split(config)
+    if procs.main:
+        _check_validation(config, val_files)
     show = progress and procs.main
     cache = config.cache_dir or None
     train_set = decode_photos(train_files[rank::world], config.image_size, config.workers, progress=show,

@@ -360,3 +360,26 @@ def test_a_writer_failing_with_space_left_keeps_its_own_error(tmp_path):
     with pytest.raises(RuntimeError, match="a bug"):
         atomic_write(tmp_path / "x.pt", write)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fine_tune_validating_on_its_starting_points_training_photos_is_warned(tmp_path, train_photos, eval_photos):
+    from colorization.train import validation_overlap
+
+    base = dict(data=[str(p) for p in train_photos], steps=2, batch_size=4, image_size=32, crop_size=32, val_count=4,
+                val_every=2, checkpoint_every=2, log_every=1, workers=0, model="unet",
+                model_args={"base_channels": 8, "depth": 2})
+    first = train(TrainConfig(**base, out_dir=str(tmp_path / "first"), seed=0), progress=False)
+    # Another seed draws another validation split: some of it was the first run's training photos.
+    reseeded = TrainConfig(**base, out_dir=str(tmp_path / "second"), seed=5, init_weights=str(first))
+    _, val_files = holdout_split(reseeded)
+    overlap = validation_overlap(first, val_files, reseeded.data)
+    assert overlap and overlap > 0
+    with pytest.warns(UserWarning, match=r"\d+ of the \d+ validation photos are training photos of"):
+        train(reseeded, progress=False)
+    # Its own split, or photos it never saw, are fine.
+    for config in (TrainConfig(**base, out_dir=str(tmp_path / "third"), seed=0, init_weights=str(first)),
+                   TrainConfig(**{**base, "data": base["data"] + [str(p) for p in eval_photos[:4]]},
+                               val_data=[str(p) for p in eval_photos[:4]], out_dir=str(tmp_path / "fourth"),
+                               init_weights=str(first))):
+        _, val_files = holdout_split(config)
+        assert validation_overlap(first, val_files, config.data) in (0, None)
