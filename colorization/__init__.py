@@ -15,24 +15,34 @@ from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, psnr, ssim
 from .models import MODELS, build_model
 from .pipeline import Colorizer, available_weights, load_colorizer, prepare
+from .video import (VideoError, VideoInfo, VideoStats, colorize_frames, colorize_video, evaluate_video, is_video,
+                    probe_video)
 from .weights import WeightsError, load_weights, read_metadata, save_weights
 
 __all__ = [
     "Colorizer",
     "ImageError",
     "MODELS",
+    "VideoError",
+    "VideoInfo",
+    "VideoStats",
     "WeightsError",
     "available_weights",
     "build_model",
     "colorfulness",
+    "colorize_frames",
+    "colorize_video",
     "evaluate",
+    "evaluate_video",
     "find_images",
     "hint_image",
     "is_grayish",
+    "is_video",
     "lab_to_rgb",
     "load_colorizer",
     "load_weights",
     "prepare",
+    "probe_video",
     "psnr",
     "read_image",
     "read_metadata",

@@ -1,4 +1,4 @@
-"""Command line: ``python -m colorization {colorize,train,evaluate,prior,info}``.
+"""Command line: ``python -m colorization {colorize,train,evaluate,evaluate-video,prior,interpolate,info}``.
 
 Expected failures (missing folder, unreadable photo, bad weights, unknown model) end with one
 clear line on stderr and a non-zero exit, never a traceback.
@@ -63,14 +63,20 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     parser = argparse.ArgumentParser(prog=prog, description="Automatic image colorization in Lab.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("colorize", help="colorize photos (files or folders) into an output folder")
-    p.add_argument("paths", nargs="+", help="photos or folders of photos")
-    p.add_argument("-o", "--out-dir", required=True, help="where the colorized PNGs go")
+    p = sub.add_parser("colorize", help="colorize photos and video clips (files or folders) into an output folder")
+    p.add_argument("paths", nargs="+", help="photos, clips (recognised by their container: .mp4, .mov, .mkv, "
+                                           ".webm, .avi, ...) or folders of them")
+    p.add_argument("-o", "--out-dir", required=True, help="where the colorized PNGs (and MP4s for clips) go")
     p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
     p.add_argument("--render-size", type=_render_size, help="short side the network sees (multiple of 32)")
     p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
     p.add_argument("--hints", help="for one photo: an RGBA image of its size whose opaque pixels carry wanted "
-                                   "colours, spread along the photo's edges")
+                                   "colours, spread along the photo's edges (for one clip: on its first frame, "
+                                   "carried along the motion)")
+    p.add_argument("--no-temporal", dest="temporal", action="store_false",
+                   help="clips: colorize each frame alone (the per-frame baseline, which flickers)")
+    p.add_argument("--blend", type=float, help="clips: share of the previous frame's colour kept where the "
+                                               "motion is reliable (default: colorization.video.DEFAULT_BLEND)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
     p = sub.add_parser("train", help="train a colorizer (see TrainConfig for every option)")
@@ -97,6 +103,17 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
                         "score ImageNet")
     p.add_argument("--device")
 
+    p = sub.add_parser("evaluate-video", help="per-frame scores and temporal consistency (warp error, CDC) of "
+                                              "a colour clip colorized from its gray version, per frame and stabilised")
+    p.add_argument("clips", nargs="+", help="colour video clips")
+    p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
+    p.add_argument("--blend", type=float, nargs="+", help="stabilisation blend weights to compare with the "
+                                                          "per-frame baseline (default: the library's)")
+    p.add_argument("--frames", type=int, help="only the first N frames of each clip")
+    p.add_argument("--render-size", type=_render_size)
+    p.add_argument("--json", dest="json_path", help="write the reports (a list, one per clip) here")
+    p.add_argument("--device")
+
     p = sub.add_parser("prior", help="the ab colour prior of a photo folder, for classification training")
     p.add_argument("--data", nargs="+", required=True, help="folders (or files) of colour photos")
     p.add_argument("-o", "--out", required=True, help="output file (.safetensors)")
@@ -119,25 +136,66 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
 def _colorize(args) -> int:
     from .images import find_images
     from .pipeline import load_colorizer
+    from .video import find_videos
 
     colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
-    files = find_images(args.paths)
-    if not files:
-        raise CLIError(f"no photos found in {', '.join(args.paths)}")
+    videos = find_videos(args.paths)
+    files = [f for f in find_images(args.paths) if f not in set(videos)]
+    if not files and not videos:
+        raise CLIError(f"no photos or clips found in {', '.join(args.paths)}")
     hints = None
     if args.hints:
-        if len(files) != 1:
-            raise CLIError(f"--hints belong to one photo, got {len(files)} photos")
+        if len(files) + len(videos) != 1:
+            raise CLIError(f"--hints belong to one photo or clip, got {len(files) + len(videos)}")
         from .images import read_image
 
         hints = read_image(args.hints)
     failed = 0
-    for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size, hints=hints):
-        if isinstance(result, Exception):
-            failed += 1
-            _say(f"error: {result}")
-    print(f"colorized {len(files) - failed} of {len(files)} photos into {args.out_dir}")
+    if files:
+        for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size, hints=hints):
+            if isinstance(result, Exception):
+                failed += 1
+                _say(f"error: {result}")
+        print(f"colorized {len(files) - failed} of {len(files)} photos into {args.out_dir}")
+    if videos:
+        failed += _colorize_videos(colorizer, videos, args, hints)
     return 1 if failed else 0
+
+
+def _colorize_videos(colorizer, videos, args, hints) -> int:
+    """Each clip to OUT_DIR/<name>.mp4 with a progress bar; returns how many failed."""
+    from tqdm.auto import tqdm
+
+    from .video import DEFAULT_BLEND, VideoError, colorize_video
+
+    blend = DEFAULT_BLEND if args.blend is None else args.blend
+    out_dir = Path(args.out_dir)
+    failed, used = 0, set()
+    for path in videos:
+        name = path.stem
+        while name in used:  # two clips with one stem never overwrite each other
+            name += "_"
+        used.add(name)
+        with tqdm(desc=path.name, unit="frame", leave=False) as bar:
+            def progress(done: int, total: Optional[int]) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                stats = colorize_video(colorizer, path, out_dir / f"{name}.mp4", args.temporal, blend=blend,
+                                       render_size=args.render_size, hints=hints, progress=progress)
+            except VideoError as exc:
+                failed += 1
+                _say(f"error: {exc}")
+                continue
+        mode = f"stabilised, blend {stats.blend:g}, {stats.scene_cuts} scene cuts" if stats.temporal else "per frame"
+        audio = f", audio {stats.audio}" if stats.audio else ", no audio"
+        print(f"{path} -> {out_dir / (name + '.mp4')}: {stats.frames} frames, {stats.width}x{stats.height}, "
+              f"{stats.fps:.3g} fps ({mode}{audio}); {stats.frames_per_second:.1f} frames/s")
+        for note in stats.notes:
+            _say(f"warning: {path}: {note}")
+    print(f"colorized {len(videos) - failed} of {len(videos)} clips into {out_dir}")
+    return failed
 
 
 def _train(args) -> int:
@@ -175,6 +233,24 @@ def _evaluate(args) -> int:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(json.dumps(report, indent=1))
     return 1 if report["errors"] else 0
+
+
+def _evaluate_video(args) -> int:
+    from .pipeline import load_colorizer
+    from .video import DEFAULT_BLEND, evaluate_video, format_video_table
+
+    colorizer = load_colorizer(args.weights, device=args.device)
+    if args.frames is not None and args.frames < 2:
+        raise ValueError("--frames must be at least 2 (the temporal measures compare frames)")
+    reports = []
+    for clip in args.clips:
+        report = evaluate_video(colorizer, clip, args.blend or [DEFAULT_BLEND], args.render_size, args.frames)
+        print(format_video_table(report, f"{colorizer.title} on {clip}"))
+        reports.append(report)
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(json.dumps(reports, indent=1))
+    return 0
 
 
 def _prior(args) -> int:
@@ -231,8 +307,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m colorizati
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser(prog).parse_args(argv)
-    handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "prior": _prior,
-               "interpolate": _interpolate, "info": _info}[args.command]
+    handler = {"colorize": _colorize, "train": _train, "evaluate": _evaluate, "evaluate-video": _evaluate_video,
+               "prior": _prior, "interpolate": _interpolate, "info": _info}[args.command]
     try:
         with warnings.catch_warnings():  # e.g. "only the first of 3 frames is used": one line, not a source dump
             warnings.showwarning = _show_warning

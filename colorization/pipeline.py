@@ -128,6 +128,12 @@ class Colorizer:
         """ab (h, w, 2) in Lab units at the network's resolution (:func:`render_shape`) for L (H, W)."""
         return self._network(self.l_small(l, render_size))
 
+    def predict_ab_from_small(self, l_small: np.ndarray,
+                              hints: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+        """ab (h, w, 2) for L already at the network's resolution (:meth:`l_small`); ``hints``: (ab, weight) at
+        that resolution (:func:`~colorization.hints.hints_at`), seen only by a network trained for hints."""
+        return self._network(l_small, hints)
+
     @property
     def takes_hints(self) -> bool:
         """Whether the network itself was trained for user hints (``"hints": true`` in its metadata)."""

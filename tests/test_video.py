@@ -1,0 +1,249 @@
+"""Video: clips made here (tiny, in tmp folders) through the library and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from colorization import load_colorizer
+from colorization.video import (DEFAULT_BLEND, TemporalScores, VideoError, cdc, colorize_frames, colorize_video,
+                                evaluate_video, probe_video, read_frames, warp_error)
+
+W, H = 160, 96
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The default shipped model: its colours change with the picture, as a trained model's do."""
+    return load_colorizer(device="cpu")
+
+
+def coffee(width: int = 320) -> np.ndarray:
+    photo = data.coffee()  # 400x600 RGB, ships with scikit-image
+    return cv2.resize(photo, (width, round(width * photo.shape[0] / photo.shape[1])), interpolation=cv2.INTER_AREA)
+
+
+def pan_frames(n: int = 12, step: float = 2.5) -> list[np.ndarray]:
+    """A camera sliding right over the coffee photo, sub-pixel steps."""
+    photo = coffee().astype(np.float32)
+    frames = []
+    for t in range(n):
+        m = np.float32([[1, 0, -20 - step * t], [0, 1, -30]])
+        frames.append(np.clip(cv2.warpAffine(photo, m, (W, H), flags=cv2.INTER_LINEAR), 0, 255).astype(np.uint8))
+    return frames
+
+
+def write_clip(path: Path, frames, rate=24, audio: str | None = None, codec: str = "libx264",
+               options: dict | None = None) -> Path:
+    """Frames (uint8 RGB) to a clip; ``audio``: an audio codec for a 0.5-s-per-12-frames tone, or None."""
+    with av.open(str(path), "w", options=options or {}) as out:
+        video = out.add_stream(codec, rate=rate)
+        video.width, video.height = frames[0].shape[1], frames[0].shape[0]
+        video.pix_fmt = "yuv420p"
+        sound = out.add_stream(audio, rate=16000, layout="mono") if audio else None
+        per_frame = round(16000 / float(rate))
+        for i, rgb in enumerate(frames):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            if sound is not None:
+                fmt = sound.codec_context.format.name
+                t = (np.arange(per_frame) + i * per_frame) / 16000
+                wave = 0.2 * np.sin(2 * np.pi * 440 * t)
+                samples = (wave * 32767).astype(np.int16)[None] if fmt.startswith("s16") else wave.astype(np.float32)[None]
+                chunk = av.AudioFrame.from_ndarray(samples, format=fmt, layout="mono")
+                chunk.sample_rate = 16000
+                out.mux(sound.encode(chunk))
+        out.mux(video.encode())
+        if sound is not None:
+            out.mux(sound.encode())
+    return path
+
+
+def streams(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(video=0))
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0] if c.streams.audio else None
+        audio_seconds = float(sum(p.duration * p.time_base for p in c.demux(a) if p.duration)) if a else 0.0
+        return {"frames": frames, "rate": v.average_rate, "codec": v.codec_context.name, "size": (v.width, v.height),
+                "audio": a.codec_context.name if a else None, "audio_seconds": audio_seconds}
+
+
+def test_a_repeated_frame_comes_out_identical(shipped):
+    frame = pan_frames(1)[0]
+    outputs = list(colorize_frames(shipped, [frame] * 6))
+    assert all(np.array_equal(out, outputs[0]) for out in outputs)
+    assert outputs[0].shape == frame.shape and outputs[0].dtype == np.uint8
+    assert not np.array_equal(outputs[0][..., 0], outputs[0][..., 1])  # coloured, not gray
+    assert cdc(outputs) == 0.0 and warp_error([frame] * 6, outputs) < 1e-6  # the measuring flow is not exactly 0
+
+
+def test_stabilised_colours_follow_a_pan(shipped):
+    """The per-frame baseline flickers; stabilised, the colour warp error falls by more than half."""
+    frames = pan_frames(12)
+    scores = TemporalScores()
+    for frame, base, stable in zip(frames, colorize_frames(shipped, frames, temporal=False),
+                                   colorize_frames(shipped, frames, temporal=True)):
+        scores.add(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), {"base": base, "stable": stable})
+    r = scores.result()
+    assert r["stable"]["warp_error"] < r["base"]["warp_error"]
+    assert r["stable"]["warp_error_ab"] < 0.5 * r["base"]["warp_error_ab"]
+    assert r["stable"]["cdc"] < r["base"]["cdc"]
+
+
+def test_a_scene_cut_starts_afresh(shipped):
+    """The first frame after a cut is the per-frame colorization exactly: nothing of the other shot leaks in."""
+    first = pan_frames(4)
+    other = cv2.resize(data.astronaut(), (W, H), interpolation=cv2.INTER_AREA)
+    frames = first + [other, other]
+    stable = list(colorize_frames(shipped, frames))
+    alone = next(colorize_frames(shipped, [other], temporal=False))
+    assert np.array_equal(stable[4], alone)
+    assert not np.array_equal(stable[3], next(colorize_frames(shipped, [first[3]], temporal=False)))
+
+
+def test_frame_count_rate_and_audio_are_kept(shipped, tmp_path):
+    src = write_clip(tmp_path / "in.mp4", pan_frames(15), rate=Fraction(30000, 1001), audio="aac")
+    dst = tmp_path / "out" / "colour.mp4"
+    seen = []
+    stats = colorize_video(shipped, src, dst, progress=lambda done, total: seen.append((done, total)))
+    got, want = streams(dst), streams(src)
+    assert got["frames"] == want["frames"] == stats.frames == 15
+    assert got["rate"] == Fraction(30000, 1001) and got["codec"] == "h264" and got["size"] == (W, H)
+    assert got["audio"] == "aac" and stats.audio == "copied (aac)"
+    assert got["audio_seconds"] == pytest.approx(want["audio_seconds"], abs=0.05)
+    assert seen[-1] == (15, 15) and len(seen) == 15
+    assert stats.temporal and stats.blend == DEFAULT_BLEND and 0.5 < stats.reliable <= 1.0
+    frames = list(read_frames(dst))
+    assert len(frames) == 15 and frames[0].shape == (H, W, 3)
+    assert np.abs(frames[0][..., 0].astype(int) - frames[0][..., 2]).mean() > 2  # it is in colour
+
+
+def test_pcm_audio_is_reencoded_and_odd_sizes_cropped(shipped, tmp_path):
+    src = write_clip(tmp_path / "in.mkv", pan_frames(6), rate=12, audio="pcm_s16le")
+    stats = colorize_video(shipped, src, tmp_path / "out.mp4", temporal=False)
+    got = streams(tmp_path / "out.mp4")
+    assert got["audio"] == "aac" and stats.audio == "re-encoded as aac (pcm_s16le)"
+    assert got["frames"] == 6 and got["rate"] == 12
+    assert stats.blend == 0.0 and not stats.temporal
+
+    with av.open(str(tmp_path / "odd.mkv"), "w") as out:  # an odd-sized source: 4:4:4 lossless can hold it
+        v = out.add_stream("ffv1", rate=12)
+        v.width, v.height, v.pix_fmt = 159, 95, "yuv444p"
+        for f in pan_frames(6):
+            out.mux(v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:95, :159]), format="rgb24")))
+        out.mux(v.encode())
+    stats = colorize_video(shipped, tmp_path / "odd.mkv", tmp_path / "odd.mp4")
+    assert streams(tmp_path / "odd.mp4")["size"] == (158, 94) and "cropped to 158x94" in stats.notes[0]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_bad_input_is_a_clear_error_and_leaves_no_output(shipped, tmp_path):
+    good = write_clip(tmp_path / "good.mp4", pan_frames(24), options={"movflags": "+faststart"})
+    raw = good.read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(raw[: len(raw) * 2 // 3])
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.mp4").write_bytes(b"an older result")
+    for name, words in (("truncated.mp4", ("truncated", "damaged")), ("text.mp4", ("not a video",))):
+        with pytest.raises(VideoError) as info:
+            colorize_video(shipped, tmp_path / name, out / "keep.mp4")
+        assert name in str(info.value) and any(w in str(info.value) for w in words), info.value
+        with pytest.raises(VideoError):
+            colorize_video(shipped, tmp_path / name, out / "new.mp4")
+    assert _leftovers(out) == ["keep.mp4"] and (out / "keep.mp4").read_bytes() == b"an older result"
+    with pytest.raises(FileNotFoundError):
+        colorize_video(shipped, tmp_path / "missing.mp4", out / "x.mp4")
+    with pytest.raises(VideoError, match="at most 0.5 s"):
+        colorize_video(shipped, good, out / "long.mp4", max_seconds=0.5)
+    with pytest.raises(VideoError, match="megapixels"):
+        colorize_video(shipped, good, out / "big.mp4", max_megapixels=0.01)
+    assert _leftovers(out) == ["keep.mp4"]
+    assert isinstance(VideoError("x"), ValueError)  # the CLI's and the app's ImageError handling covers it
+
+
+def test_probe_reads_the_header(tmp_path):
+    clip = write_clip(tmp_path / "c.mp4", pan_frames(10), rate=10, audio="aac")
+    info = probe_video(clip)
+    assert (info.width, info.height, info.frames, info.codec, info.audio) == (W, H, 10, "h264", "aac")
+    assert info.fps == 10 and info.seconds == pytest.approx(1.0, abs=0.05)
+
+
+def test_hints_on_the_first_frame_travel_with_the_content(shipped):
+    from colorization.hints import hint_image
+
+    frames = pan_frames(10, step=3.0)
+    x, y = 100, 40  # a spot that moves 3 px left per frame
+    hints = hint_image([(x, y, (255, 0, 0), 4)], (W, H))
+    hinted = list(colorize_frames(shipped, frames, hints=hints))
+    plain = list(colorize_frames(shipped, frames))
+
+    def redness(rgb, px):
+        return float(rgb[y - 2 : y + 3, px - 2 : px + 3, 0].mean() - rgb[y - 2 : y + 3, px - 2 : px + 3, 1].mean())
+
+    moved = x - 27  # where the spot is in the last frame
+    assert redness(hinted[-1], moved) > redness(plain[-1], moved) + 20
+    assert redness(hinted[-1], x) - redness(plain[-1], x) < redness(hinted[-1], moved) - redness(plain[-1], moved)
+
+
+def test_evaluate_video_reports_both_runs_beside_gray(shipped, tmp_path):
+    clip = write_clip(tmp_path / "pan.mp4", pan_frames(8))
+    report = evaluate_video(shipped, clip, blends=[0.5, DEFAULT_BLEND], progress=False)
+    assert report["frames"] == 8 and [r["blend"] for r in report["runs"]] == [0.0, 0.5, DEFAULT_BLEND]
+    base, stable = report["runs"][0], report["runs"][-1]
+    for part in (base, stable, report["gray"]):
+        assert set(part) >= {"psnr", "ssim", "colorfulness", "warp_error", "warp_error_ab", "cdc"}
+    assert stable["warp_error_ab"] < base["warp_error_ab"] and report["gray"]["colorfulness"] < 1.0
+    assert report["ground_truth"]["colorfulness"] > 10 and math.isfinite(report["ground_truth"]["cdc"])
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    """``python -m colorization ...`` as a user runs it, from a folder that is not the repository."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run([sys.executable, "-m", "colorization", *args], capture_output=True, text=True, env=env,
+                          cwd=tempfile.gettempdir(), timeout=600)
+
+
+def test_cli_colorizes_clips_and_photos(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "clip.mp4", pan_frames(6), rate=12, audio="aac")
+    cv2.imwrite(str(folder / "photo.png"), pan_frames(1)[0][..., ::-1])
+    (tmp_path / "fake.mov").write_text("not a video")
+    r = run("colorize", str(folder), str(tmp_path / "fake.mov"), "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and "fake.mov" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.mp4", "photo.png"]
+    assert "stabilised" in r.stdout and "colorized 1 of 2 clips" in r.stdout
+    got = streams(tmp_path / "out" / "clip.mp4")
+    assert got["frames"] == 6 and got["rate"] == 12 and got["audio"] == "aac"
+
+    r = run("colorize", str(folder / "clip.mp4"), "-o", str(tmp_path / "base"), "--no-temporal")
+    assert r.returncode == 0, r.stderr
+    assert "per frame" in r.stdout and streams(tmp_path / "base" / "clip.mp4")["frames"] == 6
+
+
+def test_cli_evaluate_video(tmp_path):
+    clip = write_clip(tmp_path / "pan.mp4", pan_frames(8))
+    r = run("evaluate-video", str(clip), "--json", str(tmp_path / "r.json"), "--blend", "0.5", "0.9")
+    assert r.returncode == 0, r.stderr
+    assert "per-frame" in r.stdout and "blend 0.9" in r.stdout and "CDC" in r.stdout
+    (report,) = json.loads((tmp_path / "r.json").read_text())
+    assert [run["blend"] for run in report["runs"]] == [0.0, 0.5, 0.9]
+    r = run("evaluate-video", str(clip), "--blend", "1.5")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "blend" in r.stderr
