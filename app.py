@@ -15,8 +15,8 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from colorization import (Colorizer, available_weights, is_grayish, load_colorizer, prepare, read_image, read_metadata,
-                          score_prepared, suggested_colours)
+from colorization import (Colorizer, VideoError, available_weights, colorize_video, is_grayish, load_colorizer, prepare,
+                          read_image, read_metadata, score_prepared, suggested_colours)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -31,6 +31,10 @@ CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # ordinary photo
 # Photos above this go to a lane of their own: one at a time, at low CPU priority, so a few cheap uploads of
 # big photos cannot take the workers from everyone else.
 BIG_MEGAPIXELS = float(os.environ.get("COLORIZE_BIG_MEGAPIXELS", "2"))
+# A clip costs a worker about a second per 10 frames of 640x360 (bench/RESULTS.md): its length and frame size are
+# bounded, and clips take the big lane, one at a time.
+MAX_VIDEO_SECONDS = float(os.environ.get("COLORIZE_MAX_VIDEO_SECONDS", "20"))
+MAX_VIDEO_MEGAPIXELS = float(os.environ.get("COLORIZE_MAX_VIDEO_MEGAPIXELS", "0.6"))
 RENDER_SIZES = (128, 512)  # the slider's range
 MAX_INTENSITY = 2.0
 # The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
@@ -202,6 +206,38 @@ def _gray(path: str):
     return {"background": str(gray), "layers": [], "composite": None}, str(gray)
 
 
+@GPU
+def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
+                  temporal: bool = True, progress=gr.Progress()):
+    """Colorize an uploaded clip (steadied over time unless ``temporal`` is false); returns the MP4's path and a note."""
+    if not isinstance(video, dict) or not isinstance(video.get("path"), str):
+        raise gr.Error("Upload a clip first.")
+    if not isinstance(model, str) or model not in WEIGHTS:
+        raise gr.Error(f"Unknown model {model!r:.60}; choose one of: {', '.join(WEIGHTS)}.")
+    size = _number(render_size, "Render size", *RENDER_SIZES)
+    if size % 32:
+        raise gr.Error(f"Render size must be a multiple of 32, got {render_size!r:.40}")
+    if not isinstance(temporal, bool):
+        raise gr.Error(f"Steady colours must be true or false, got {temporal!r:.40}")
+    path, name = video["path"], str(video.get("orig_name") or "clip")
+
+    def report(done: int, total: int | None) -> None:
+        progress((done, total) if total else None, desc="colorizing frames", unit="frames")
+
+    out = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)) / f"{_safe_stem(name)}_colorized.mp4"
+    try:
+        stats = LANES["big"].submit(colorize_video, get_colorizer(model), path, out, temporal, render_size=int(size),
+                                    max_seconds=MAX_VIDEO_SECONDS, max_megapixels=MAX_VIDEO_MEGAPIXELS,
+                                    progress=report).result()
+    except (ValueError, OSError) as exc:  # VideoError is a ValueError
+        raise gr.Error(str(exc).replace(path, name)) from None
+    steady = (f"steadied over time (blend {stats.blend:g}, {stats.reliable:.0%} of the pixels followed the motion, "
+              f"{stats.scene_cuts} scene cuts)" if stats.temporal else "each frame alone")
+    note = (f"{stats.frames} frames of {stats.width}x{stats.height} at {stats.fps:.3g} frames/s, {steady}, "
+            f"in {stats.seconds:.1f} s; audio: {stats.audio or 'none'}.")
+    return str(out), note + "".join(f"\n\n_Note: {n.replace(path, name)}._" for n in stats.notes)
+
+
 SUGGESTER = next((name for name in WEIGHTS if read_metadata(WEIGHTS[name])["model"]["args"].get("output")
                   == "classification"), None)
 
@@ -227,45 +263,66 @@ def suggest(gray_path: str | None, render_size: int, event: gr.SelectData):
 
 # delete_cache: every hour, uploads and results older than an hour are removed, so a long-running Space never fills up.
 with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-    gr.Markdown(f"# Colorize a black-and-white photo\nUpload a photo (up to {MAX_MEGAPIXELS:g} megapixels and "
+    gr.Markdown(f"# Colorize black-and-white photos and film\nUpload a photo (up to {MAX_MEGAPIXELS:g} megapixels and "
                 f"{MAX_UPLOAD_MB:g} MB) and press **Colorize**: the network guesses the colours from the gray image, and "
                 "the result keeps your photo's full resolution. Try a colour photo to see how close the guess comes to "
                 "the real colours.")
-    with gr.Row():
-        with gr.Column():
-            photo = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"])
-            model = gr.Dropdown([(read_metadata(p).get("title") or p.stem, name) for name, p in WEIGHTS.items()],
-                                value=DEFAULT_MODEL, label="Model")
-            size = gr.Slider(*RENDER_SIZES, value=DEFAULT_SIZE, step=32, label="Render size",
-                             info="Higher keeps small details; lower gives steadier colours.")
-            intensity = gr.Slider(0.0, MAX_INTENSITY, value=1.0, step=0.05, label="Colour intensity",
-                                  info="1.0 is the model's own output; 0 is gray.")
-            button = gr.Button("Colorize", variant="primary")
-        with gr.Column():
-            slider = gr.ImageSlider(label="Gray | colorized", format="png")
-            download = gr.File(label="Full-resolution PNG")
-            report = gr.Markdown()
-    with gr.Row():
-        with gr.Column():
-            gr.Markdown("### Your colours\nWrong colour, or too pale? Paint a few strokes or dots on the photo in the "
-                        "colours you want and press **Colorize** again: each colour spreads over its region, along "
-                        "the photo's edges. The eraser and undo are in the toolbar.")
-            editor = gr.ImageEditor(label="Paint colours here", type="filepath", image_mode="RGBA", sources=[],
-                                    transforms=[], layers=False, format="png", elem_id="hints",
-                                    brush=gr.Brush(colors=HINT_COLOURS, default_color=HINT_COLOURS[0],
-                                                   color_mode="defaults"))
-        with gr.Column(visible=SUGGESTER is not None):
-            gr.Markdown("### Not sure what colour it was?\nClick a spot: the classification model offers the colours "
-                        "it finds likely there, and puts them on the brush.")
-            picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath")
-            suggestions = gr.HTML()
-    gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
+    with gr.Tab("Photo"):
+        with gr.Row():
+            with gr.Column():
+                photo = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"])
+                model = gr.Dropdown([(read_metadata(p).get("title") or p.stem, name) for name, p in WEIGHTS.items()],
+                                    value=DEFAULT_MODEL, label="Model")
+                size = gr.Slider(*RENDER_SIZES, value=DEFAULT_SIZE, step=32, label="Render size",
+                                 info="Higher keeps small details; lower gives steadier colours.")
+                intensity = gr.Slider(0.0, MAX_INTENSITY, value=1.0, step=0.05, label="Colour intensity",
+                                      info="1.0 is the model's own output; 0 is gray.")
+                button = gr.Button("Colorize", variant="primary")
+            with gr.Column():
+                slider = gr.ImageSlider(label="Gray | colorized", format="png")
+                download = gr.File(label="Full-resolution PNG")
+                report = gr.Markdown()
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("### Your colours\nWrong colour, or too pale? Paint a few strokes or dots on the photo in the "
+                            "colours you want and press **Colorize** again: each colour spreads over its region, along "
+                            "the photo's edges. The eraser and undo are in the toolbar.")
+                editor = gr.ImageEditor(label="Paint colours here", type="filepath", image_mode="RGBA", sources=[],
+                                        transforms=[], layers=False, format="png", elem_id="hints",
+                                        brush=gr.Brush(colors=HINT_COLOURS, default_color=HINT_COLOURS[0],
+                                                       color_mode="defaults"))
+            with gr.Column(visible=SUGGESTER is not None):
+                gr.Markdown("### Not sure what colour it was?\nClick a spot: the classification model offers the colours "
+                            "it finds likely there, and puts them on the brush.")
+                picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath")
+                suggestions = gr.HTML()
+        gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
+    with gr.Tab("Video"):
+        gr.Markdown(f"Upload a clip of up to {MAX_VIDEO_SECONDS:g} s with frames of up to {MAX_VIDEO_MEGAPIXELS:g} "
+                    "megapixels (640x360 is 0.23). Each frame keeps its own lightness; with **Steady colours**, each "
+                    "frame's colours follow the previous frame's along the motion, so they do not flicker. The "
+                    "result is an H.264 MP4 at the clip's frame rate, with its sound.")
+        with gr.Row():
+            with gr.Column():
+                clip = gr.Video(label="Clip", sources=["upload"])
+                clip_model = gr.Dropdown(model.choices, value=DEFAULT_MODEL, label="Model")
+                clip_size = gr.Slider(*RENDER_SIZES, value=DEFAULT_SIZE, step=32, label="Render size")
+                temporal = gr.Checkbox(value=True, label="Steady colours",
+                                       info="Off: every frame colorized alone (flickers; for comparison).")
+                clip_button = gr.Button("Colorize clip", variant="primary")
+            with gr.Column():
+                clip_result = gr.Video(label="Colorized clip", interactive=False)
+                clip_report = gr.Markdown()
     model.change(lambda name: get_colorizer(name).render_size, model, size, api_visibility="private")
     # preprocess=False: the handlers get the raw upload, so even a file Pillow cannot open gets read_image's message.
     photo.change(show_gray, photo, [editor, picker], preprocess=False, api_visibility="private")
     picker.select(suggest, [picker, size], [suggestions, editor], api_visibility="private")
     button.click(colorize, [photo, model, size, intensity, editor], [slider, download, report], api_name="colorize",
                  preprocess=False)
+    clip_model.change(lambda name: get_colorizer(name).render_size, clip_model, clip_size, api_visibility="private")
+    # The clip goes in as uploaded (preprocess=False): Gradio would otherwise re-encode it with an ffmpeg binary.
+    clip_button.click(colorize_clip, [clip, clip_model, clip_size, temporal], [clip_result, clip_report],
+                      api_name="colorize_clip", preprocess=False)
 
 if __name__ == "__main__":
     # The queue lets requests through to the lanes, which bound the work actually done at once: a request

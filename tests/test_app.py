@@ -292,3 +292,41 @@ def test_big_uploads_do_not_hold_up_an_ordinary_photo(client, tmp_path):
     assert not pending, f"not finished in 300 s: {sorted(pending)}"
     first_big = min(v for k, v in done.items() if k.startswith("big"))
     assert done["small"] < first_big, done
+
+
+def _clip(path: Path, frames: int = 12, size: tuple[int, int] = (160, 96), seconds_per_frame: float = 1 / 12) -> Path:
+    """A short H.264 clip of the coffee example sliding right (PyAV, as the app's video path uses)."""
+    import av
+
+    photo = np.asarray(Image.open(COLOUR).convert("RGB").resize((size[0] * 2, size[1] * 2)))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=round(1 / seconds_per_frame))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            frame = np.ascontiguousarray(photo[20 : 20 + size[1], 4 * i : 4 * i + size[0]])
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def test_the_video_tab_colorizes_a_clip(client, tmp_path):
+    import av
+
+    result, note = client.predict(handle_file(str(_clip(tmp_path / "clip.mp4"))), api_name="/colorize_clip")
+    video = result["video"] if isinstance(result, dict) else result
+    with av.open(video) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        assert stream.codec_context.name == "h264" and len(frames) == 12
+    assert frames[0].shape[:2] == (96, 160)
+    chroma = np.abs(frames[6].astype(int) - frames[6].mean(axis=2, keepdims=True)).mean()
+    assert chroma > 1, "a colorized clip has colour"
+    assert "12 frames of 160x96" in note and "steadied over time" in note
+
+
+def test_a_file_that_is_not_a_video_gets_a_clear_error(client, tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(Exception, match="fake.mp4") as info:
+        client.predict(handle_file(str(fake)), api_name="/colorize_clip")
+    assert type(info.value).__name__ == "AppError"
