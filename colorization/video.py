@@ -574,12 +574,15 @@ def _js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 _CDC_STEPS = (1, 2, 4)
 
 
-def _cdc_from_histograms(histograms: Sequence[np.ndarray]) -> float:
+def _cdc_from_histograms(histograms: Sequence[np.ndarray], shots: Optional[Sequence[int]] = None) -> float:
     """CDC from per-frame (3, 256) histograms: the mean over steps 1, 2, 4 of the mean JS over frame pairs and
-    channels (TCVC's ``calculate_folders_multiple``, equal weights)."""
+    channels (TCVC's ``calculate_folders_multiple``, equal weights). With ``shots`` (each frame's shot number),
+    pairs that straddle a cut are left out."""
+    shots = shots if shots is not None else [0] * len(histograms)
     parts = []
     for step in _CDC_STEPS:
-        pairs = [_js(histograms[i], histograms[i + step]).mean() for i in range(len(histograms) - step)]
+        pairs = [_js(histograms[i], histograms[i + step]).mean() for i in range(len(histograms) - step)
+                 if shots[i] == shots[i + step]]
         if pairs:
             parts.append(float(np.mean(pairs)))
     return float(np.mean(parts)) if parts else math.nan
@@ -589,6 +592,8 @@ class TemporalScores:
     """Warp error and CDC of several outputs of one clip, streamed: ``add(gray, {"name": rgb, ...})`` per frame.
 
     The flow and occlusion come from the input clip's gray frames (full resolution), as Lai et al. prescribe.
+    Frame pairs across a scene cut (``add(..., cut=True)`` on the first frame after it) are left out of both
+    measures: they compare two shots, not one shot over time.
     Besides Lai's warp error on RGB, ``warp_error_ab`` is the same on the output's a and b (Lab units): every
     output shares the input's L, whose own warp error (interpolating fine detail) is a floor under the RGB one.
     """
@@ -598,16 +603,19 @@ class TemporalScores:
         self._previous: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._errors: dict[str, list[tuple[float, float]]] = {}
         self._histograms: dict[str, list[np.ndarray]] = {}
+        self._shots: list[int] = []
         self._grid: Optional[np.ndarray] = None
 
-    def add(self, gray: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
-        """One frame: ``gray`` (H, W) uint8 of the input, ``outputs`` name -> (H, W, 3) uint8 RGB."""
+    def add(self, gray: np.ndarray, outputs: dict[str, np.ndarray], cut: bool = False) -> None:
+        """One frame: ``gray`` (H, W) uint8 of the input, ``outputs`` name -> (H, W, 3) uint8 RGB; ``cut``: the
+        first frame of a new shot."""
+        self._shots.append((self._shots[-1] + int(cut)) if self._shots else 0)
         current = {}
         for name, rgb in outputs.items():
             self._histograms.setdefault(name, []).append(_histograms(rgb))
             rgb = rgb.astype(np.float32) / 255.0
             current[name] = (rgb, np.ascontiguousarray(rgb_to_lab(rgb)[..., 1:]))
-        if self._previous_gray is not None:
+        if self._previous_gray is not None and not cut:
             if self._grid is None:
                 self._grid = _grid(*gray.shape)
             forward = _metric_flow(self._previous_gray, gray)
@@ -630,7 +638,7 @@ class TemporalScores:
         for name, hist in self._histograms.items():
             errors = np.array(self._errors.get(name) or [(math.nan, math.nan)])
             out[name] = {"warp_error": float(errors[:, 0].mean()), "warp_error_ab": float(errors[:, 1].mean()),
-                         "cdc": _cdc_from_histograms(hist)}
+                         "cdc": _cdc_from_histograms(hist, self._shots)}
         return out
 
 
@@ -677,6 +685,7 @@ def evaluate_video(colorizer: Colorizer, path: PathLike, blends: Sequence[float]
         l = rgb_to_l(truth)
         l_small = colorizer.l_small(l, render_size)
         ab = base.predict(l_small)
+        cuts = tracker.cuts
         motion = tracker(l_small)
         reliable.append(float(motion.reliable.mean()) if motion is not None else 0.0)
         gray = gray_display(l)
@@ -686,7 +695,7 @@ def evaluate_video(colorizer: Colorizer, path: PathLike, blends: Sequence[float]
             out = np.asarray(compose(l, upsample_ab(previous[b], l.shape)))
             records[b].append(score_images(out, gray, truth))
             outputs[names[b]] = out
-        scores.add(_gray8(l), outputs)
+        scores.add(_gray8(l), outputs, cut=tracker.cuts > cuts)
         frames += 1
     temporal = scores.result()
     runs = []

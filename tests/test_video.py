@@ -71,14 +71,14 @@ def write_clip(path: Path, frames, rate=24, audio: str | None = None, codec: str
 
 
 def streams(path: Path) -> dict:
-    with av.open(str(path)) as c:
+    with av.open(str(path)) as c:  # a stream's fields are read while its container is open
         v = c.streams.video[0]
-        frames = sum(1 for _ in c.decode(video=0))
+        video = {"rate": v.average_rate, "codec": v.codec_context.name, "size": (v.width, v.height)}
+        video["frames"] = sum(1 for _ in c.decode(video=0))
     with av.open(str(path)) as c:
         a = c.streams.audio[0] if c.streams.audio else None
         audio_seconds = float(sum(p.duration * p.time_base for p in c.demux(a) if p.duration)) if a else 0.0
-        return {"frames": frames, "rate": v.average_rate, "codec": v.codec_context.name, "size": (v.width, v.height),
-                "audio": a.codec_context.name if a else None, "audio_seconds": audio_seconds}
+        return {**video, "audio": a.codec_context.name if a else None, "audio_seconds": audio_seconds}
 
 
 def test_a_repeated_frame_comes_out_identical(shipped):
