@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--hints", type=int, nargs="+", help="measure the hint curve at these counts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="hint seeds at --spread-at")
     parser.add_argument("--spread-at", type=int, default=10, help="the hint count measured with every seed")
+    parser.add_argument("--folders", nargs="+", default=FOLDERS, choices=FOLDERS, help="evaluation folders (default: all)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,7 @@ def hint_curve(args) -> None:
     path = Path(args.out) / "hints.json"
     curve = {"weights": args.weights, "render_size": colorizer.render_size, "takes_hints": colorizer.takes_hints,
              "protocol": "evaluate --hints N --seed S (colorization.hints.simulated_hints)", "folders": {}}
-    for name in FOLDERS:
+    for name in args.folders:
         folder = curve["folders"].setdefault(name, {})
         for n, seed in runs:
             report = evaluate(colorizer, [DATA / "eval" / name], hints=n, seed=seed, progress=False)
