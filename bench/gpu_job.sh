@@ -5,11 +5,10 @@
 #                                  (ignored, so both stay while the machine is warm)
 #   bench/gpu_job.sh bench STAGE   there: one stage of the training benchmark (0 eager, 1 channels_last,
 #                                  2 torch.compile, 3 processes sharing the GPU)
-#   bench/gpu_job.sh run           there: phase 1 trains the CNN (from CNN_INIT if set), the fusion CNN and
-#                                  the classification CNN side by side; phase 2 two GANs from that CNN
-#                                  side by side; weights and logs go to $OUT
-# Budget knobs (environment): PHASE1_S, PHASE2_S (seconds of training per phase), BATCH, VAL_EVERY,
-# VAL_COUNT, BENCH_STEPS. Tiny values test the script on a CPU. Evaluation runs afterwards, anywhere.
+#   bench/gpu_job.sh run "R ..." ["R ..."]  there: train recipes/R.json, the recipes of one argument side by
+#                                  side, the arguments one after the other; weights and logs go to $OUT
+# Knobs (environment): TIME_S (seconds of training per run), EXTRA (more train flags), BATCH and
+# BENCH_STEPS (bench). Tiny values test the script on a CPU. Evaluation runs afterwards, anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=.gpu
@@ -96,58 +95,34 @@ bench)
      done ;;
   esac ;;
 run)
+  # bench/gpu_job.sh run "RECIPE RECIPE ..." ["RECIPE ..."]: each argument is a phase whose recipes
+  # (recipes/NAME.json) train side by side; phases run in order, so a recipe can start from one before it.
+  shift
+  [ $# -ge 1 ] || { echo "usage: bench/gpu_job.sh run \"RECIPES\" [\"RECIPES\" ...]" >&2; exit 2; }
   use_wheels
-  D=$(train_dir)
+  # Recipes name their photos relative to the collection: here the unpacked copy.
+  if [ -d "$GPU/data/train" ]; then export COLORIZATION_DATA=$GPU/data; fi
   mkdir -p "$OUT" runs
-  common=(--data "$D" --cache-dir "$GPU/cache" --steps 1000000 --batch-size "${BATCH:-256}" --crop-size 128
-          --val-count "${VAL_COUNT:-300}" --val-every "${VAL_EVERY:-400}" --checkpoint-every "${VAL_EVERY:-400}"
-          --workers 4 --channels-last)
   export OMP_NUM_THREADS=4  # several trainings share the machine's cores
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || true
-  # Phase 1: the CNNs of PHASE1_MODELS side by side (one process alone leaves an eager GPU half idle;
-  # bench stage 3): cnn (from CNN_INIT when set), fusion, class; "cnn" alone when only it needs more training.
-  p1=(--time-budget-s "${PHASE1_S:-240}" --lr "${LR:-2e-3}" --encoder-lr-mult 0.3 --ema-decay 0.999)
-  models=${PHASE1_MODELS:-cnn fusion class}
-  for m in $models; do
-    case $m in
-    cnn) extra=(${CNN_INIT:+--init-weights "$CNN_INIT" --lr "${INIT_LR:-1e-3}"} --title "EfficientNet-Lite0 U-Net (regression)") ;;
-    fusion) extra=(--model-args '{"global_fusion": true}' --title "EfficientNet-Lite0 U-Net + global fusion (regression)") ;;
-    class) extra=(--model-args '{"output": "classification"}' --title "EfficientNet-Lite0 U-Net (classification, 261 ab bins)") ;;
-    esac
-    python3 -m colorization train "${common[@]}" "${p1[@]}" --out-dir "runs/gpu-$m" --model effnet-unet "${extra[@]}" \
-      > "runs/gpu-$m.txt" 2>&1 &
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || touch "$OUT/gpu.txt"
+  # Only what names this machine is set here: the decode cache, a time budget (TIME_S: seconds of training per
+  # run), and EXTRA flags for a try-out on a CPU; everything else is the recipe's.
+  for phase in "$@"; do
+    for r in $phase; do
+      python3 -m colorization train --config "recipes/$r.json" --cache-dir "$GPU/cache" \
+        ${TIME_S:+--time-budget-s "$TIME_S"} ${EXTRA:-} > "runs/gpu-$r.txt" 2>&1 &
+    done
+    wait || true
+    for r in $phase; do
+      tail -n 2 "runs/gpu-$r.txt"
+      out=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['out_dir'])" "recipes/$r.json")
+      cp "$out/best.safetensors" "$OUT/$r.safetensors" || true
+      cp "$out/log.jsonl" "runs/gpu-$r.jsonl" || true
+    done
   done
-  wait || true
-  for m in $models; do
-    tail -n 2 "runs/gpu-$m.txt"
-    cp "runs/gpu-$m/best.safetensors" "$OUT/$m.safetensors" || true
-  done
-  # Phase 2: GANs from the phase-1 CNN side by side (NoGAN: critic first), one per weight in GAN_WEIGHTS.
-  # GAN_KEEP_DB: a checkpoint counts as best by colourfulness only while its validation PSNR gain stays
-  # within this many dB of the CNN's best (else --gan-min-psnr-gain's default, 0.5 dB over gray).
-  min_gain=()
-  if [ -n "${GAN_KEEP_DB:-}" ]; then
-    g=$(python3 -c "import json,sys; print(max(json.loads(l)['val']['psnr_gain'] for l in open(sys.argv[1]) if '\"val\"' in l) - float(sys.argv[2]))" \
-        runs/gpu-cnn/log.jsonl "$GAN_KEEP_DB")
-    echo "GAN checkpoints by colourfulness above a validation PSNR gain of $g dB"
-    min_gain=(--gan-min-psnr-gain "$g")
-  fi
-  p2=(--time-budget-s "${PHASE2_S:-150}" --init-weights runs/gpu-cnn/best.safetensors --gan --d-pretrain-steps "${D_PRETRAIN:-100}"
-      --lr 2e-4 --warmup-steps 0 --ema-decay 0.99 --batch-size "${GAN_BATCH:-128}" "${min_gain[@]}"
-      --val-every "${GAN_VAL_EVERY:-${VAL_EVERY:-400}}" --checkpoint-every "${GAN_VAL_EVERY:-${VAL_EVERY:-400}}")
-  weights=${GAN_WEIGHTS:-0.01 0.03}
-  for w in $weights; do
-    python3 -m colorization train "${common[@]}" "${p2[@]}" --gan-weight "$w" --out-dir "runs/gpu-gan$w" \
-      --title "EfficientNet-Lite0 U-Net GAN (adversarial weight $w)" > "runs/gpu-gan$w.txt" 2>&1 &
-  done
-  wait || true
-  for w in $weights; do
-    tail -n 2 "runs/gpu-gan$w.txt"
-    cp "runs/gpu-gan$w/best.safetensors" "$OUT/gan$w.safetensors" || true
-  done
-  # At most 8 files come back: the weights files (five at most) and one archive of every log.
-  cp "$OUT/gpu.txt" runs/ && tar -cf "$OUT/logs.tar" runs/gpu.txt runs/gpu-*.txt runs/gpu-*/log.jsonl && rm "$OUT/gpu.txt"
+  # At most 8 files come back: the weights files and one archive of every log.
+  cp "$OUT/gpu.txt" runs/ && tar -cf "$OUT/logs.tar" runs/gpu.txt runs/gpu-*.txt runs/gpu-*.jsonl && rm "$OUT/gpu.txt"
   ls -la "$OUT" ;;
 *)
-  echo "usage: bench/gpu_job.sh pack | unpack PART | bench STAGE | run" >&2; exit 2 ;;
+  echo "usage: bench/gpu_job.sh pack | unpack PART | bench STAGE | run \"RECIPES\" [\"RECIPES\" ...]" >&2; exit 2 ;;
 esac
