@@ -94,6 +94,19 @@ def _number(value, name: str, low: float, high: float) -> float:
     return number
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, str) or model not in WEIGHTS:
+        raise gr.Error(f"Unknown model {model!r:.60}; choose one of: {', '.join(WEIGHTS)}.")
+
+
+def _render_size(value) -> int:
+    """A render size from the slider's range and step (Gradio's own slider check is skipped with preprocess=False)."""
+    size = _number(value, "Render size", *RENDER_SIZES)
+    if size % 32:
+        raise gr.Error(f"Render size must be a multiple of 32, got {value!r:.40}")
+    return int(size)
+
+
 def _safe_stem(name: str) -> str:
     """A file name stem that any file system accepts, from whatever the browser sent as the upload's name."""
     return re.sub(r"[^\w.-]+", "_", Path(name.replace("\0", "")).stem)[:64].strip("._") or "photo"
@@ -133,14 +146,11 @@ def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = 
     slider, the PNG's path and a note. ``hints``: the editor's value, whose layers are RGBA images of the photo's
     size (API: ``{"background": None, "layers": [handle_file("hints.png")], "composite": None}``)."""
     path = _upload_path(image)
-    if not isinstance(model, str) or model not in WEIGHTS:
-        raise gr.Error(f"Unknown model {model!r:.60}; choose one of: {', '.join(WEIGHTS)}.")
-    size = _number(render_size, "Render size", *RENDER_SIZES)
-    if size % 32:  # Gradio's own slider check is skipped with preprocess=False
-        raise gr.Error(f"Render size must be a multiple of 32, got {render_size!r:.40}")
+    _check_model(model)
+    size = _render_size(render_size)
     intensity = _number(intensity, "Colour intensity", 0.0, MAX_INTENSITY)
     upload_name = str(image.get("orig_name") or "upload")
-    return _lane(path).submit(_colorize, path, upload_name, model, int(size), intensity, _hint_files(hints)).result()
+    return _lane(path).submit(_colorize, path, upload_name, model, size, intensity, _hint_files(hints)).result()
 
 
 def _read_hints(files: list[str], size: tuple[int, int]) -> Image.Image | None:
@@ -212,11 +222,8 @@ def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: i
     """Colorize an uploaded clip (steadied over time unless ``temporal`` is false); returns the MP4's path and a note."""
     if not isinstance(video, dict) or not isinstance(video.get("path"), str):
         raise gr.Error("Upload a clip first.")
-    if not isinstance(model, str) or model not in WEIGHTS:
-        raise gr.Error(f"Unknown model {model!r:.60}; choose one of: {', '.join(WEIGHTS)}.")
-    size = _number(render_size, "Render size", *RENDER_SIZES)
-    if size % 32:
-        raise gr.Error(f"Render size must be a multiple of 32, got {render_size!r:.40}")
+    _check_model(model)
+    size = _render_size(render_size)
     if not isinstance(temporal, bool):
         raise gr.Error(f"Steady colours must be true or false, got {temporal!r:.40}")
     path, name = video["path"], str(video.get("orig_name") or "clip")
@@ -226,7 +233,7 @@ def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: i
 
     out = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)) / f"{_safe_stem(name)}_colorized.mp4"
     try:
-        stats = LANES["big"].submit(colorize_video, get_colorizer(model), path, out, temporal, render_size=int(size),
+        stats = LANES["big"].submit(colorize_video, get_colorizer(model), path, out, temporal, render_size=size,
                                     max_seconds=MAX_VIDEO_SECONDS, max_megapixels=MAX_VIDEO_MEGAPIXELS,
                                     progress=report).result()
     except (ValueError, OSError) as exc:  # VideoError is a ValueError
@@ -247,7 +254,7 @@ def suggest(gray_path: str | None, render_size: int, event: gr.SelectData):
     if not gray_path or SUGGESTER is None:
         raise gr.Error("Upload a photo first.")
     x, y = (int(v) for v in event.index)
-    size = int(_number(render_size, "Render size", *RENDER_SIZES))
+    size = _render_size(render_size)
     try:
         l = prepare(read_image(gray_path, MAX_MEGAPIXELS), MAX_MEGAPIXELS).l
         colours = _lane(gray_path).submit(suggested_colours, get_colorizer(SUGGESTER), l, (x, y), 6, size).result()
