@@ -7,6 +7,7 @@ joined to the photo's own full-resolution L, so the result is as sharp as the in
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from .color import gray_display, lab_to_display, rgb_to_l
 from .images import MAX_MEGAPIXELS, ImageError, as_float, as_uint8, read_image, to_rgb_array
 from .paths import weights_dir
 from .runtime import check_render_size, choose_device
-from .weights import WeightsError, load_weights
+from .weights import WeightsError, load_weights, read_metadata
 
 __all__ = [
     "Colorizer",
@@ -36,9 +37,6 @@ __all__ = [
     "render_shape",
 ]
 
-# Preference order when no weights are named: the best shipped model (by PSNR and SSIM over gray on every
-# evaluation folder, weights/README.md) first, then the vivid GAN, then the alternatives.
-_PREFERRED = ("cnn.safetensors", "gan.safetensors", "classification.safetensors", "unet.safetensors")
 DEFAULT_RENDER_SIZE = 256
 # The network never sees more than render_size x (MAX_ASPECT * render_size) pixels: a photo longer than
 # that (a 1 x 10,000 strip) is rendered with a shorter short side instead of an unbounded long one.
@@ -217,11 +215,20 @@ class Colorizer:
 
 
 def available_weights(folder: Union[str, os.PathLike, None] = None) -> list[Path]:
-    """Weights files in ``folder`` (default: :func:`~colorization.paths.weights_dir`), the preferred one first."""
+    """Weights files in ``folder`` (default: :func:`~colorization.paths.weights_dir`), best first: by the mean PSNR
+    gain over gray on the evaluation folders recorded in each file's metadata (files without one last, by name)."""
     folder = Path(folder) if folder is not None else weights_dir()
-    files = sorted(folder.glob("*.safetensors"))
-    order = {name: i for i, name in enumerate(_PREFERRED)}
-    return sorted(files, key=lambda p: (order.get(p.name, len(order)), p.name))
+    return sorted(folder.glob("*.safetensors"), key=lambda p: (-recorded_gain(p), p.name))
+
+
+def recorded_gain(path: Union[str, os.PathLike]) -> float:
+    """The mean PSNR gain over gray (dB) on the evaluation folders in a file's ``metrics.evaluation``; -inf if none."""
+    try:
+        folders = read_metadata(path)["metrics"]["evaluation"]["folders"]
+        gains = [float(f["model"]["psnr"]) - float(f["gray"]["psnr"]) for f in folders.values()]
+    except (WeightsError, KeyError, TypeError, ValueError, AttributeError):
+        return -math.inf
+    return sum(gains) / len(gains) if gains and all(map(math.isfinite, gains)) else -math.inf
 
 
 def default_weights() -> Path:

@@ -192,3 +192,22 @@ def test_predict_ab_is_the_upsampled_low_resolution_prediction(colorizer, eval_p
     small = colorizer.predict_ab_small(l, 64)
     assert small.shape == render_shape(*l.shape, 64) + (2,)
     assert np.array_equal(colorizer.predict_ab(l, 64), upsample_ab(small, l.shape))
+
+
+def test_available_weights_puts_the_best_recorded_gain_first(tmp_path):
+    from colorization.models import build_model
+    from colorization.pipeline import available_weights
+    from colorization.weights import save_weights
+
+    model = build_model("unet", base_channels=4, depth=1)
+
+    def record(gains):
+        folders = {f"f{i}": {"model": {"psnr": 20 + g}, "gray": {"psnr": 20.0}} for i, g in enumerate(gains)}
+        return {"metrics": {"evaluation": {"folders": folders}}}
+
+    save_weights(tmp_path / "a_pale.safetensors", model, record([0.2, 0.4]))
+    save_weights(tmp_path / "b_best.safetensors", model, record([1.5, 0.9]))
+    save_weights(tmp_path / "c_unmeasured.safetensors", model, {})
+    save_weights(tmp_path / "d_tampered.safetensors", model, {"metrics": {"evaluation": {"folders": {"x": "nan"}}}})
+    assert [p.name for p in available_weights(tmp_path)] == [
+        "b_best.safetensors", "a_pale.safetensors", "c_unmeasured.safetensors", "d_tampered.safetensors"]
