@@ -15,8 +15,8 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from colorization import (Colorizer, VideoError, available_weights, colorize_video, is_grayish, load_colorizer, prepare,
-                          read_image, read_metadata, score_prepared, suggested_colours)
+from colorization import (Colorizer, available_weights, colorize_video, is_grayish, load_colorizer, prepare, read_image,
+                          read_metadata, score_prepared, suggested_colours)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
