@@ -38,6 +38,7 @@ MAX_VIDEO_MEGAPIXELS = float(os.environ.get("COLORIZE_MAX_VIDEO_MEGAPIXELS", "0.
 RENDER_SIZES = (128, 512)  # the slider's range
 MAX_INTENSITY = 2.0
 # The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
+MAX_HINT_LAYERS = 8  # the editor sends one; the API may send a few
 HINT_COLOURS = ["#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#17becf", "#1f77b4", "#6a3d9a", "#e377c2", "#8c564b"]
 # Each request gets its share of the CPU threads: oversubscribed OpenMP threads spin-wait, which on 2 busy cores
 # made one forward pass 30x slower (0.09 s -> 3 s).
@@ -133,6 +134,8 @@ def _hint_files(hints) -> list[str]:
     if hints is None:
         return []
     layers = hints.get("layers") if isinstance(hints, dict) else None
+    if isinstance(layers, list) and len(layers) > MAX_HINT_LAYERS:  # each costs a decode: a thousand would buy minutes
+        raise gr.Error(f"Hints may have at most {MAX_HINT_LAYERS} layers, got {len(layers)}.")
     if isinstance(layers, list) and all(isinstance(layer, dict) and isinstance(layer.get("path"), str)
                                         for layer in layers):
         return [layer["path"] for layer in layers]

@@ -113,12 +113,15 @@ def test_painted_colours_recolour_their_region_through_the_api(client, tmp_path)
     assert np.array_equal(np.asarray(untouched), np.asarray(plain)) and "your colours" not in note
 
 
-def test_hints_without_transparency_get_a_clear_error(client, tmp_path):
+def test_hints_without_transparency_or_with_too_many_layers_get_a_clear_error(client, tmp_path):
     opaque = tmp_path / "opaque.jpg"
     Image.new("RGB", Image.open(COLOUR).size, (0, 200, 0)).save(opaque)
-    with pytest.raises(Exception, match="hints need transparency") as info:
-        colorize(client, COLOUR, hints=_hints([opaque]))
-    assert type(info.value).__name__ == "AppError"
+    empty = tmp_path / "empty.png"
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(empty)
+    for hints, message in ((_hints([opaque]), "hints need transparency"), (_hints([empty] * 9), "at most 8 layers")):
+        with pytest.raises(Exception, match=message) as info:
+            colorize(client, COLOUR, hints=hints)
+        assert type(info.value).__name__ == "AppError"
 
 
 def _rgba(path: Path) -> Path:
