@@ -10,8 +10,8 @@ No real clip ships with our dependencies, so these are built (and never committe
 - ``cut``: two pans over two photos, joined by a hard cut (the stabiliser must start afresh).
 
 Each gets a quiet 440 Hz tone as its audio track. The frames are drawn with sub-pixel accuracy
-(``cv2.warpAffine``, area-averaged first so that nothing aliases) and encoded at CRF 12; the evaluation takes the
-decoded frames as the ground truth, so compression never counts against a colorization.
+(``cv2.warpAffine``) and encoded losslessly (H.264 at QP 0, 4:2:0: only the chroma is halved), so the clip holds
+the camera's motion and no codec noise. The evaluation takes the decoded frames as the ground truth.
 """
 
 from __future__ import annotations
@@ -103,11 +103,11 @@ CLIPS: dict[str, Callable[[int], Iterator[np.ndarray]]] = {
 }
 
 
-def write_clip(path: Path, frames: Iterator[np.ndarray], fps: int = FPS, crf: int = 12, tone: bool = True) -> int:
+def write_clip(path: Path, frames: Iterator[np.ndarray], fps: int = FPS, qp: int = 0, tone: bool = True) -> int:
     """Encode float or uint8 RGB frames as an H.264 MP4 (with a 440 Hz tone as audio); returns the frame count."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
-        video = out.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "medium"})
+        video = out.add_stream("libx264", rate=fps, options={"qp": str(qp), "preset": "medium"})
         video.width, video.height, video.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
         ctx = video.codec_context
         ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc = 1, 1, 1, 1

@@ -56,14 +56,14 @@ def _per_frame_ms(fn: Callable[[np.ndarray], object], items: list) -> float:
 
 
 def video_speed(clip: Path, weights: Optional[str] = None, runs: int = 3) -> dict:
-    """Frames/s of the whole job (median of ``runs``) per frame and stabilised, and each stage's ms per frame."""
+    """Frames/s of the whole job in each run, per frame and stabilised, and each stage's ms per frame."""
     colorizer = load_colorizer(weights, device="cpu")
     out = Path(tempfile.mkdtemp()) / "out.mp4"
     colorize_video(colorizer, clip, out)  # warm-up: oneDNN picks its kernels for this shape
-    whole = {}
-    for temporal in (False, True):
-        rates = [colorize_video(colorizer, clip, out, temporal).frames_per_second for _ in range(runs)]
-        whole["stabilised" if temporal else "per-frame"] = float(np.median(rates))
+    rates: dict[str, list[float]] = {"per-frame": [], "stabilised": []}
+    for _ in range(runs):  # interleaved, so that both see the same share of whatever else the machine runs
+        for temporal, name in ((False, "per-frame"), (True, "stabilised")):
+            rates[name].append(colorize_video(colorizer, clip, out, temporal).frames_per_second)
 
     start = time.perf_counter()
     frames = list(read_frames(clip))
@@ -96,7 +96,7 @@ def video_speed(clip: Path, weights: Optional[str] = None, runs: int = 3) -> dic
             "encode (RGB to BT.709 yuv420p, x264 veryfast)": _per_frame_ms(encode, outputs),
         }
         sink.mux(stream.encode())
-    return {"whole": whole, "stages": stages, "frames": len(frames), "size": frames[0].shape[1::-1],
+    return {"rates": rates, "stages": stages, "frames": len(frames), "size": frames[0].shape[1::-1],
             "model": colorizer.title, "render_size": colorizer.render_size, "runs": runs}
 
 
@@ -115,8 +115,8 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every row)")
     print(f"{report['model']}, render size {report['render_size']}; {report['frames']} frames of "
           f"{report['size'][0]}x{report['size'][1]}; whole job = decode + colorize + encode + mux, median of {args.runs}")
-    for name, fps in report["whole"].items():
-        print(f"  {name:12} {fps:6.1f} frames/s")
+    for name, rates in report["rates"].items():
+        print(f"  {name:12} {np.median(rates):6.1f} frames/s (runs: {', '.join(f'{r:.1f}' for r in rates)})")
     width = max(map(len, report["stages"]))
     print(f"{'stage, per frame':{width}}  {'p50 ms':>7}")
     for name, ms in report["stages"].items():

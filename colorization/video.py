@@ -209,7 +209,6 @@ def _decoded(container, path: PathLike, info: VideoInfo, audio: Optional[Callabl
     """(index, av.VideoFrame) in display order; audio packets go to ``audio`` as they are demuxed."""
     av = _av()
     video = container.streams.video[0]
-    video.thread_type = "AUTO"  # frame threads: decoding keeps up with the network on two cores
     streams = [video] + ([container.streams.audio[0]] if audio and container.streams.audio else [])
     count = 0
     try:
