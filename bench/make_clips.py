@@ -140,7 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out-dir", default="runs/clips")
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("names", nargs="*", default=list(CLIPS), help=f"clips to make (default all: {', '.join(CLIPS)})")
+    parser.add_argument("names", nargs="*", default=list(CLIPS),
+                        help=f"clips to make (default all: {', '.join(CLIPS)})")
     args = parser.parse_args()
     for name in args.names:
         path = make_clip(name, Path(args.out_dir), args.seconds)

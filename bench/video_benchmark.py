@@ -114,7 +114,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"video speed: {hardware_name(torch.device('cpu'))}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every row)")
     print(f"{report['model']}, render size {report['render_size']}; {report['frames']} frames of "
-          f"{report['size'][0]}x{report['size'][1]}; whole job = decode + colorize + encode + mux, median of {args.runs}")
+          f"{report['size'][0]}x{report['size'][1]}; whole job = decode + colorize + encode + mux, {args.runs} runs")
     for name, rates in report["rates"].items():
         print(f"  {name:12} {np.median(rates):6.1f} frames/s (runs: {', '.join(f'{r:.1f}' for r in rates)})")
     width = max(map(len, report["stages"]))

@@ -175,7 +175,7 @@ def _info(container, path: PathLike) -> VideoInfo:
 
 
 def probe_video(path: PathLike) -> VideoInfo:
-    """Read a clip's header (size, frame rate, frame count, duration, codecs) without decoding; VideoError if unusable."""
+    """A clip's header (size, frame rate, frame count, duration, codecs) without decoding; VideoError if unusable."""
     with _open(path) as container:
         return _info(container, path)
 
@@ -418,7 +418,6 @@ class _Writer:
         self.last_pts: Optional[int] = None
         self.audio_in = source.streams.audio[0] if source.streams.audio else None
         self.audio_out = self.audio_note = None
-        self.resampler = None
         if self.audio_in is not None:
             name = self.audio_in.codec_context.name
             if name in _MP4_AUDIO:
@@ -460,7 +459,8 @@ class _Writer:
 def colorize_video(colorizer: Colorizer, src: PathLike, dst: PathLike, temporal: bool = True, *,
                    blend: float = DEFAULT_BLEND, render_size: Optional[int] = None, intensity: float = 1.0,
                    hints: Optional[ImageLike] = None, max_seconds: Optional[float] = None,
-                   max_megapixels: float = MAX_MEGAPIXELS, progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                   max_megapixels: float = MAX_MEGAPIXELS,
+                   progress: Optional[Callable[[int, Optional[int]], None]] = None,
                    crf: int = 18, preset: str = "veryfast") -> VideoStats:
     """Colorize the clip ``src`` into the H.264 MP4 ``dst`` (frame timing and audio kept); returns :class:`VideoStats`.
 
@@ -642,7 +642,7 @@ class TemporalScores:
 
 
 def warp_error(frames: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
-    """Lai et al.'s warp error of ``outputs`` (uint8 RGB), flow and occlusion from the input ``frames`` (RGB or gray)."""
+    """Lai et al.'s warp error of ``outputs`` (uint8 RGB); flow and occlusion come from the input ``frames``."""
     scores = TemporalScores()
     for frame, out in zip(frames, outputs):
         scores.add(_gray8(rgb_to_l(np.asarray(frame))), {"out": np.asarray(out)})

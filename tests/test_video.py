@@ -60,7 +60,8 @@ def write_clip(path: Path, frames, rate=24, audio: str | None = None, codec: str
                 fmt = sound.codec_context.format.name
                 t = (np.arange(per_frame) + i * per_frame) / 16000
                 wave = 0.2 * np.sin(2 * np.pi * 440 * t)
-                samples = (wave * 32767).astype(np.int16)[None] if fmt.startswith("s16") else wave.astype(np.float32)[None]
+                pcm = fmt.startswith("s16")
+                samples = (wave * 32767).astype(np.int16)[None] if pcm else wave.astype(np.float32)[None]
                 chunk = av.AudioFrame.from_ndarray(samples, format=fmt, layout="mono")
                 chunk.sample_rate = 16000
                 out.mux(sound.encode(chunk))
