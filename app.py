@@ -31,8 +31,8 @@ CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # ordinary photo
 # Photos above this go to a lane of their own: one at a time, at low CPU priority, so a few cheap uploads of
 # big photos cannot take the workers from everyone else.
 BIG_MEGAPIXELS = float(os.environ.get("COLORIZE_BIG_MEGAPIXELS", "2"))
-# A clip costs a worker about a second per 10 frames of 640x360 (bench/RESULTS.md): its length and frame size are
-# bounded, and clips take the big lane, one at a time.
+# A clip costs about a second per 20 frames of 640x360 on 2 threads (bench/RESULTS.md: 21.6 frames/s), so 20 s of
+# 24 frames/s take about 25 s: its length and frame size are bounded, and clips take the big lane, one at a time.
 MAX_VIDEO_SECONDS = float(os.environ.get("COLORIZE_MAX_VIDEO_SECONDS", "20"))
 MAX_VIDEO_MEGAPIXELS = float(os.environ.get("COLORIZE_MAX_VIDEO_MEGAPIXELS", "0.6"))
 RENDER_SIZES = (128, 512)  # the slider's range
