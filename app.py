@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from colorization import (Colorizer, available_weights, colorize_video, is_grayish, load_colorizer, prepare, read_image,
-                          read_metadata, score_prepared, suggested_colours)
+                          read_metadata, rgba_hints, score_prepared, suggested_colours)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -160,14 +160,11 @@ def _read_hints(files: list[str], size: tuple[int, int]) -> Image.Image | None:
     """The painted layers as one RGBA image of the photo's ``size`` (a canvas of another size is scaled to it)."""
     hints = None
     for file in files:
-        layer = read_image(file, MAX_MEGAPIXELS)
-        if "A" not in layer.getbands() and "transparency" not in layer.info:
-            raise ValueError("hints need transparency: an RGBA image whose opaque pixels carry the wanted colours")
-        layer = layer.convert("RGBA")
+        layer = rgba_hints(read_image(file, MAX_MEGAPIXELS))
         if layer.size != size:
             layer = layer.resize(size, Image.Resampling.NEAREST)
         hints = layer if hints is None else Image.alpha_composite(hints, layer)
-    return hints if hints is not None and _painted_share(hints) > 0 else None  # an untouched canvas is no hint
+    return hints
 
 
 def _colorize(path: str, upload_name: str, model: str, size: int, intensity: float, hint_files: list[str]):
@@ -176,7 +173,9 @@ def _colorize(path: str, upload_name: str, model: str, size: int, intensity: flo
         photo = read_image(path, MAX_MEGAPIXELS)
         prepared = prepare(photo, MAX_MEGAPIXELS)
         hints = _read_hints(hint_files, photo.size)
-        painted = f" and your colours ({_painted_share(hints):.1%} of the photo painted)" if hints else ""
+        share = _painted_share(hints) if hints else 0.0
+        hints = hints if share > 0 else None  # an untouched canvas is no hint
+        painted = f" and your colours ({share:.1%} of the photo painted)" if hints else ""
         if is_grayish(prepared.pixels):
             result = colorizer.colorize_prepared(prepared, size, intensity, hints)
             note = f"Colorized with **{colorizer.title}** at render size {size}{painted}."

@@ -10,7 +10,7 @@ the inference API stays light.
 
 from .color import is_grayish, lab_to_rgb, rgb_to_lab
 from .evaluation import evaluate, score_prepared
-from .hints import hint_image, suggested_colours
+from .hints import hint_image, rgba_hints, suggested_colours
 from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, psnr, ssim
 from .models import MODELS, build_model
@@ -48,6 +48,7 @@ __all__ = [
     "read_metadata",
     "rgb_to_lab",
     "save_weights",
+    "rgba_hints",
     "score_prepared",
     "ssim",
     "suggested_colours",

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from .color import lab_to_display, rgb_to_lab
 
-__all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "propagate", "simulated_hints", "suggested_colours", "training_hints", "SIGMA", "PULL"]
+__all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "rgba_hints", "propagate", "simulated_hints", "suggested_colours", "training_hints", "SIGMA", "PULL"]
 
 # Lightness scale of the affinity exp(-dL^2 / 2 sigma^2), in L units, and the pull of the residual to zero:
 # the best PSNR with 2 and with 10 hints on photos no shipped model trained on (experiments/hint_propagation).
@@ -43,6 +43,14 @@ def hint_image(points: Iterable[HintPoint], size: tuple[int, int]) -> Image.Imag
     return image
 
 
+def rgba_hints(image: Image.Image) -> Image.Image:
+    """A hint image as RGBA; ValueError for one without transparency, where every pixel would be a hint."""
+    if "A" not in image.getbands() and "transparency" not in image.info:
+        raise ValueError("hints need transparency: an RGBA image whose opaque pixels carry the wanted colours "
+                         f"(got a {image.mode} image, where every pixel would be a hint)")
+    return image.convert("RGBA")
+
+
 def hints_at(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The hints' ab (h, w, 2) and weight (h, w) in [0, 1] at ``shape`` (the render resolution).
 
@@ -50,12 +58,7 @@ def hints_at(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]) -> t
     chroma is used. Each render pixel takes the mean ab of the hinted pixels it covers and, as weight, the
     share it covers.
     """
-    if isinstance(hints, Image.Image):
-        if "A" not in hints.getbands() and "transparency" not in hints.info:
-            raise ValueError("hints need transparency: an RGBA image whose opaque pixels carry the wanted colours "
-                             f"(got a {hints.mode} image, where every pixel would be a hint)")
-        hints = hints.convert("RGBA")
-    rgba = np.asarray(hints)
+    rgba = np.asarray(rgba_hints(hints) if isinstance(hints, Image.Image) else hints)
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
         raise ValueError(f"hints must be an RGBA image (or an (H, W, 4) uint8 array), got {rgba.shape} {rgba.dtype}")
     opaque = rgba[..., 3] > 127

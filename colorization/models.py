@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import AB_SCALE, denormalize_ab, normalize_l
+from .color import denormalize_ab, normalize_ab, normalize_l
 from .quantize import ab_bins, annealed_mean
 
 __all__ = ["MODELS", "OUTPUTS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config",
@@ -81,7 +81,7 @@ class _Colorizer(nn.Module):
         pad_h, pad_w = -h % self.stride, -w % self.stride
         x = normalize_l(l)
         if hints is not None and getattr(self, "hints", False):
-            x = torch.cat([x, hints[:, :2] * hints[:, 2:] / AB_SCALE, hints[:, 2:]], dim=1)
+            x = torch.cat([x, normalize_ab(hints[:, :2]) * hints[:, 2:], hints[:, 2:]], dim=1)
         if pad_h or pad_w:
             # Reflection needs the pad smaller than the side; tiny inputs fall back to replication.
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
