@@ -57,6 +57,19 @@ def _render_size(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_SOURCES = ("the public photo sets' names: imagenette and imagenette-val (downloaded once), starter and starter-eval "
+            "(photos shipped with scikit-image, offline); see colorization.sources")
+
+
+def _data_paths(values: list[str]) -> list[str]:
+    from .sources import data_paths
+
+    try:
+        return data_paths(values)
+    except RuntimeError as exc:  # a download that failed
+        raise CLIError(str(exc)) from None
+
+
 def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -79,7 +92,8 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
                                                "motion is reliable (default: colorization.video.DEFAULT_BLEND)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
-    p = sub.add_parser("train", help="train a colorizer (see TrainConfig for every option)")
+    p = sub.add_parser("train", help="train a colorizer (see TrainConfig for every option)",
+                       epilog=f"--data and --val-data also take {_SOURCES}")
     p.add_argument("--config", dest="recipe", metavar="FILE",
                    help="a recipe (recipes/*.json): TrainConfig fields as JSON; the flags below override it")
     _add_config_arguments(p, TrainConfig)
@@ -87,7 +101,7 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
 
     p = sub.add_parser("evaluate", help="PSNR, SSIM and colourfulness against the originals, beside gray")
     p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
-    p.add_argument("--data", nargs="+", required=True, help="folders (or files) of colour photos")
+    p.add_argument("--data", nargs="+", required=True, help=f"folders (or files) of colour photos, or {_SOURCES}")
     p.add_argument("--json", dest="json_path", help="write the full report here")
     p.add_argument("--render-size", type=_render_size)
     p.add_argument("--limit", type=int, default=0, help="only the first N photos")
@@ -115,7 +129,7 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--device")
 
     p = sub.add_parser("prior", help="the ab colour prior of a photo folder, for classification training")
-    p.add_argument("--data", nargs="+", required=True, help="folders (or files) of colour photos")
+    p.add_argument("--data", nargs="+", required=True, help=f"folders (or files) of colour photos, or {_SOURCES}")
     p.add_argument("-o", "--out", required=True, help="output file (.safetensors)")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=2)
@@ -202,6 +216,9 @@ def _train(args) -> int:
     from .train import TrainConfig, TrainingIOError, train
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "recipe")}
+    for key in ("data", "val_data"):
+        if key in flags:
+            flags[key] = _data_paths(flags[key])
     try:
         config = TrainConfig.from_recipe(args.recipe, flags) if args.recipe else TrainConfig.from_dict(flags)
     except ValueError as exc:
@@ -224,6 +241,7 @@ def _evaluate(args) -> int:
     colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
     if args.hints < 0:
         raise ValueError("--hints must be at least 0")
+    args.data = _data_paths(args.data)
     report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity,
                       hints=args.hints, seed=args.seed, protocol=args.protocol)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
@@ -258,7 +276,7 @@ def _prior(args) -> int:
     from .images import find_images
     from .quantize import ab_bins, compute_prior, save_prior
 
-    files = find_images(args.data)
+    files = find_images(_data_paths(args.data))
     if not files:
         raise CLIError(f"no photos found in {', '.join(args.data)}")
     photos = decode_photos(files, args.image_size, args.workers, cache_dir=args.cache_dir)

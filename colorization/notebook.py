@@ -1,4 +1,4 @@
-"""The tutorial notebooks' one setup call: fast mode, the photo collection, figure format, device, run folders."""
+"""The tutorial notebooks' one setup call: fast mode, the photos, figure format, device, run folders."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
-from .paths import EVAL_FOLDERS, data_dir, runs_dir
+from .paths import runs_dir
 from .runtime import choose_device
+from .sources import PhotoSource, photo_source
 
 __all__ = ["NotebookSetup", "setup"]
 
@@ -18,18 +20,34 @@ class NotebookSetup:
     """What every notebook needs to know about where it runs."""
 
     fast: bool  # COLORIZATION_FAST=1: tiny settings, the whole notebook in a minute or two (CI)
-    data: Path  # the photo collection, with train/ and eval/
+    source: PhotoSource  # the photos: the project's collection, a folder, Imagenette or the starter set
     device: str  # "cuda" when there is a GPU, else "cpu"
-    folders: tuple[str, ...] = EVAL_FOLDERS
+
+    @property
+    def train(self) -> Path:
+        return self.source.train
 
     @property
     def eval(self) -> Path:
-        return self.data / "eval"
+        return self.source.eval
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return self.source.folders
 
     @property
     def mode(self) -> str:
         """Which settings a notebook uses: "fast", "cpu" or "cuda"."""
         return "fast" if self.fast else self.device
+
+    def train_files(self, collection: Optional[str] = None) -> list[Path]:
+        return self.source.train_files(collection)
+
+    def eval_files(self, folder: Optional[str] = None) -> list[Path]:
+        return self.source.eval_files(folder)
+
+    def photo(self, name: str, fallback: int = 0) -> Path:
+        return self.source.photo(name, fallback)
 
     def run_dir(self, name: str) -> Path:
         """The training run a notebook writes (and a later notebook reads), e.g. ``runs/notebook-cnn``."""
@@ -37,11 +55,9 @@ class NotebookSetup:
 
 
 def setup() -> NotebookSetup:
-    """Read the fast switch, check the photo collection is there, set JPEG figures and quiet logging."""
-    data = data_dir()
-    if not (data / "eval").is_dir():
-        raise FileNotFoundError(f"the photo collection is missing: expected {data}/train and {data}/eval "
-                                "(set COLORIZATION_DATA to where it is)")
+    """Read the fast switch, find the photos and say which they are, set JPEG figures and quiet logging."""
+    source = photo_source()
+    print(f"photos: {source.name}: {source.about}")
     try:
         from IPython import get_ipython
     except ImportError:
@@ -52,4 +68,4 @@ def setup() -> NotebookSetup:
         shell.run_line_magic("config", "InlineBackend.print_figure_kwargs = "
                                        "{'bbox_inches': 'tight', 'pil_kwargs': {'quality': 90}}")
     logging.getLogger("colorization").setLevel(logging.ERROR)  # skipped gray photos are counted, not listed
-    return NotebookSetup(fast=os.environ.get("COLORIZATION_FAST") == "1", data=data, device=choose_device().type)
+    return NotebookSetup(fast=os.environ.get("COLORIZATION_FAST") == "1", source=source, device=choose_device().type)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["data_dir", "weights_dir", "runs_dir", "examples_dir", "project_relative", "EVAL_FOLDERS"]
+__all__ = ["data_dir", "weights_dir", "runs_dir", "examples_dir", "cache_dir", "project_relative", "EVAL_FOLDERS"]
 
 _HOME = Path(__file__).resolve().parent.parent
 # The evaluation collections of ../shared/data/eval, in the order every table shows them.
@@ -29,6 +29,12 @@ def weights_dir() -> Path:
 def runs_dir() -> Path:
     """Where the notebooks and studies write their training runs: ``$COLORIZATION_RUNS``, else ``runs/``."""
     return Path(os.environ.get("COLORIZATION_RUNS", _HOME / "runs"))
+
+
+def cache_dir() -> Path:
+    """Downloaded and copied photo sets (:mod:`colorization.sources`): ``$XDG_CACHE_HOME/colorization``, else
+    ``~/.cache/colorization``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorization"
 
 
 def examples_dir() -> Path:

@@ -1,0 +1,152 @@
+"""Where the photos come from: the project's collection, a named folder, Imagenette, the offline starter set.
+
+The last test runs every notebook (fast mode) from a copy of the package that has no ``../shared`` beside it,
+as someone who cloned the repository runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from colorization import sources
+from colorization.sources import STARTER_EVAL, STARTER_TRAIN, data_paths, imagenette, photo_source, starter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _photo(path: Path, colour=(200, 60, 30)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 30), colour).save(path)
+
+
+def test_starter_set_is_copied_once_and_its_training_and_evaluation_photos_are_disjoint(tmp_path):
+    source = starter(tmp_path)
+    train, evaluation = source.train_files(), source.eval_files()
+    assert {p.name for p in evaluation} == set(STARTER_EVAL)
+    assert set(STARTER_TRAIN) <= {p.name for p in train}  # and Matplotlib's portrait, which the notebooks have
+    assert not {p.name for p in train} & {p.name for p in evaluation}
+    assert source.folders == ("examples",) and "near gray" in source.about
+    stamp = evaluation[0].stat().st_mtime_ns
+    assert starter(tmp_path).eval_files() == evaluation and evaluation[0].stat().st_mtime_ns == stamp
+
+
+def test_without_the_project_collection_the_default_is_the_starter_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("COLORIZATION_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "data_dir", lambda: tmp_path / "shared" / "data")
+    source = photo_source()
+    assert source.train == tmp_path / "cache" / "colorization" / "starter" / "train"
+    assert f"not at {tmp_path / 'shared' / 'data'}" in source.about
+    assert len(source.eval_files()) == len(STARTER_EVAL)
+
+
+def test_a_named_folder_needs_train_and_eval_and_keeps_the_project_order(tmp_path):
+    for name in ("zoo", "Kodak24", "McMaster18"):
+        _photo(tmp_path / "mine" / "eval" / name / "a.png")
+    _photo(tmp_path / "mine" / "train" / "holiday" / "b.png")
+    source = photo_source(str(tmp_path / "mine"))
+    assert source.folders == ("Kodak24", "McMaster18", "zoo")
+    assert "1 training photos in 1 collections, 3 evaluation photos" in source.about
+    assert source.photo("zoo/a.png") == tmp_path / "mine" / "eval" / "zoo" / "a.png"
+    # a collection or photo this folder lacks falls back to what it has, so the notebooks run on it
+    assert source.photo("Kodak24/kodim23.jpg", 2) == tmp_path / "mine" / "eval" / "zoo" / "a.png"
+    assert len(source.eval_files("imagenet_sample")) == 3 and len(source.train_files("intel_scenes")) == 1
+    _photo(tmp_path / "flat" / "c.png")
+    for spec in (tmp_path / "flat", tmp_path / "missing"):
+        with pytest.raises(FileNotFoundError, match="expected a folder with train/ and eval/"):
+            photo_source(str(spec))
+
+
+def _fake_imagenette(root: Path) -> None:
+    for split, n in (("train", 3), ("val", 2)):
+        for i in range(n):
+            _photo(root / "imagenette2-160" / split / "n01440764" / f"{split}{i}.JPEG")
+
+
+def test_imagenette_already_downloaded_is_used_in_place(tmp_path, monkeypatch):
+    import torchvision.datasets.imagenette as tv
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("downloaded although the photos are there")
+
+    monkeypatch.setattr(tv, "download_and_extract_archive", no_network)
+    _fake_imagenette(tmp_path)
+    source = imagenette(tmp_path)
+    assert len(source.train_files()) == 3 and len(source.eval_files("val")) == 2 and source.folders == ("val",)
+    assert "3 training photos" in source.about and "2 validation photos" in source.about
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.parent / "cache"))
+    _fake_imagenette(tmp_path.parent / "cache" / "colorization" / "imagenette")
+    assert data_paths(["imagenette", "imagenette-val", "x/y"]) == [
+        str(tmp_path.parent / "cache" / "colorization" / "imagenette" / "imagenette2-160" / "train"),
+        str(tmp_path.parent / "cache" / "colorization" / "imagenette" / "imagenette2-160" / "val"), "x/y"]
+
+
+def test_imagenette_without_network_says_what_to_do(tmp_path, monkeypatch):
+    import torchvision.datasets.imagenette as tv
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(tv, "download_and_extract_archive", offline)
+    with pytest.raises(RuntimeError, match="COLORIZATION_DATA=starter"):
+        imagenette(tmp_path)
+
+
+def test_cli_evaluates_and_trains_on_the_starter_set_by_name(tmp_path, weights_file):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": "2"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "colorization", *args], capture_output=True, text=True,
+                              env=env, cwd=tempfile.gettempdir(), timeout=600)
+
+    r = run("evaluate", "--weights", str(weights_file), "--data", "starter-eval", "--render-size", "64",
+            "--json", str(tmp_path / "report.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["images"] == len(STARTER_EVAL)
+    r = run("train", "--data", "starter", "--out-dir", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
+            "--crop-size", "32", "--image-size", "64", "--val-count", "1", "--val-every", "2", "--workers", "0",
+            "--model", "unet", "--no-pretrained")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
+
+
+@pytest.mark.skipif(os.environ.get("COLORIZATION_FAST") != "1", reason="runs the notebooks in fast mode only")
+def test_every_notebook_runs_for_a_learner_without_our_photos(tmp_path, monkeypatch):
+    """A copy of the package with no ../shared beside it: setup() finds no collection and uses the starter set."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    clone = tmp_path / "clone"
+    shutil.copytree(ROOT / "colorization", clone / "colorization", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("weights", "examples"):
+        (clone / folder).symlink_to(ROOT / folder)
+    (clone / "notebooks").mkdir()
+    for name in ("COLORIZATION_DATA", "COLORIZATION_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(clone))  # before the editable install's finder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLORIZATION_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for name in NOTEBOOKS:
+        notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(clone / "notebooks")}}).execute()
+        first = next(c for c in notebook.cells if c.cell_type == "code")
+        said = "".join(o.get("text", "") for o in first.outputs)
+        assert f"the project's collection is not at {tmp_path / 'shared' / 'data'}" in said, (name, said)
+        assert "starter set" in said
+    assert (tmp_path / "runs" / "notebook-cnn-fast" / "best.safetensors").is_file()  # notebook 2 trained
+    assert (tmp_path / "runs" / "notebook-gan-fast" / "best.safetensors").is_file()  # notebook 3 trained
