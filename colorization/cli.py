@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .images import ImageError
+from .paths import data_dir
 from .weights import WeightsError
 
 __all__ = ["main", "console"]
@@ -219,6 +220,9 @@ def _train(args) -> int:
     for key in ("data", "val_data"):
         if key in flags:
             flags[key] = _data_paths(flags[key])
+    if "data" not in flags and not args.recipe and not (data_dir() / "train").is_dir():
+        raise CLIError(f"no photos: --data FOLDER, or --data imagenette (downloads it) or --data starter (offline, "
+                       f"tiny); the default {data_dir() / 'train'} is not there")
     try:
         config = TrainConfig.from_recipe(args.recipe, flags) if args.recipe else TrainConfig.from_dict(flags)
     except ValueError as exc:

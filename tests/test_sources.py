@@ -118,6 +118,9 @@ def test_cli_evaluates_and_trains_on_the_starter_set_by_name(tmp_path, weights_f
             "--model", "unet", "--no-pretrained")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "run" / "best.safetensors").is_file()
+    env["COLORIZATION_DATA"] = str(tmp_path / "no_such_folder")
+    r = run("train", "--out-dir", str(tmp_path / "run2"), "--steps", "1")
+    assert r.returncode != 0 and "--data starter" in r.stderr and "Traceback" not in r.stderr
 
 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
