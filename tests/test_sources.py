@@ -35,7 +35,7 @@ def test_starter_set_is_copied_once_and_its_training_and_evaluation_photos_are_d
     assert {p.name for p in evaluation} == set(STARTER_EVAL)
     assert set(STARTER_TRAIN) <= {p.name for p in train}  # and Matplotlib's portrait, which the notebooks have
     assert not {p.name for p in train} & {p.name for p in evaluation}
-    assert source.folders == ("examples",) and "near gray" in source.about
+    assert source.folders == ("examples",) and "imagenette" in source.about
     stamp = evaluation[0].stat().st_mtime_ns
     assert starter(tmp_path).eval_files() == evaluation and evaluation[0].stat().st_mtime_ns == stamp
 
