@@ -89,16 +89,21 @@ def imagenette(root: Optional[Path] = None) -> PhotoSource:
         raise RuntimeError(f"could not download Imagenette into {root} ({exc}); without network, "
                            "COLORIZATION_DATA=starter uses the photos that ship with scikit-image") from None
     folder = root / f"imagenette2-{IMAGENETTE_SIZE[:-2]}"
-    n_train, n_val = len(find_images([folder / "train"])), len(find_images([folder / "val"]))
+    n_train, n_val = (len(find_images([folder / split])) if (folder / split).is_dir() else 0
+                      for split in ("train", "val"))
+    if not (n_train and n_val):  # an extraction cut short leaves the folder, which torchvision takes as done
+        raise RuntimeError(f"{folder} is incomplete ({n_train} training, {n_val} validation photos): delete it "
+                           "and run again to download Imagenette afresh")
     return PhotoSource(
         "Imagenette (160 px, torchvision)", folder / "train", folder, ("val",),
         f"{n_train:,} training photos in 10 ImageNet classes, {n_val:,} validation photos as the evaluation "
-        "collection; small (160 px on the short side) and ten subjects only, so a CNN learns real but "
-        "narrow colours: expect less than the shipped weights reach on other photos")
+        "collection; small photos (160 px on the short side) of ten subjects, so expect narrower colours than "
+        "the shipped weights learnt from about 44,600 photos of many kinds")
 
 
 def starter(root: Optional[Path] = None) -> PhotoSource:
     """Ten photos that ship inside scikit-image (and Matplotlib), copied into ``root``: runs with no network."""
+    import skimage
     import skimage.data
 
     root = Path(root) if root is not None else cache_dir() / "starter"
@@ -115,7 +120,10 @@ def starter(root: Optional[Path] = None) -> PhotoSource:
         if source.is_file() and not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-    n_train = len(find_images([root / "train"]))
+    n_train = len(find_images([root / "train"])) if (root / "train").is_dir() else 0
+    if not n_train or not (root / "eval" / "examples").is_dir():
+        raise FileNotFoundError(f"scikit-image {skimage.__version__} lacks the starter photos "
+                                f"({', '.join(STARTER_TRAIN + STARTER_EVAL)}) in {skimage.data.data_dir}")
     return PhotoSource(
         "starter set (offline: photos shipped with scikit-image and Matplotlib)", root / "train", root / "eval",
         ("examples",),

@@ -91,6 +91,15 @@ def test_imagenette_already_downloaded_is_used_in_place(tmp_path, monkeypatch):
         str(tmp_path.parent / "cache" / "colorization" / "imagenette" / "imagenette2-160" / "val"), "x/y"]
 
 
+def test_imagenette_cut_short_says_to_download_it_again(tmp_path, monkeypatch):
+    import torchvision.datasets.imagenette as tv
+
+    monkeypatch.setattr(tv, "download_and_extract_archive", lambda *a, **k: None)
+    _photo(tmp_path / "imagenette2-160" / "train" / "n01440764" / "a.JPEG")  # no val/: extraction stopped
+    with pytest.raises(RuntimeError, match="incomplete"):
+        imagenette(tmp_path)
+
+
 def test_imagenette_without_network_says_what_to_do(tmp_path, monkeypatch):
     import torchvision.datasets.imagenette as tv
 
