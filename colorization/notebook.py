@@ -6,7 +6,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .paths import runs_dir
 from .runtime import choose_device
@@ -16,38 +15,16 @@ __all__ = ["NotebookSetup", "setup"]
 
 
 @dataclass(frozen=True)
-class NotebookSetup:
-    """What every notebook needs to know about where it runs."""
+class NotebookSetup(PhotoSource):
+    """What every notebook needs to know about where it runs: its photos (a :class:`PhotoSource`), and these."""
 
     fast: bool  # COLORIZATION_FAST=1: tiny settings, the whole notebook in a minute or two (CI)
-    source: PhotoSource  # the photos: the project's collection, a folder, Imagenette or the starter set
     device: str  # "cuda" when there is a GPU, else "cpu"
-
-    @property
-    def train(self) -> Path:
-        return self.source.train
-
-    @property
-    def eval(self) -> Path:
-        return self.source.eval
-
-    @property
-    def folders(self) -> tuple[str, ...]:
-        return self.source.folders
 
     @property
     def mode(self) -> str:
         """Which settings a notebook uses: "fast", "cpu" or "cuda"."""
         return "fast" if self.fast else self.device
-
-    def train_files(self, collection: Optional[str] = None) -> list[Path]:
-        return self.source.train_files(collection)
-
-    def eval_files(self, folder: Optional[str] = None) -> list[Path]:
-        return self.source.eval_files(folder)
-
-    def photo(self, name: str, fallback: int = 0) -> Path:
-        return self.source.photo(name, fallback)
 
     def run_dir(self, name: str) -> Path:
         """The training run a notebook writes (and a later notebook reads), e.g. ``runs/notebook-cnn``."""
@@ -68,4 +45,5 @@ def setup() -> NotebookSetup:
         shell.run_line_magic("config", "InlineBackend.print_figure_kwargs = "
                                        "{'bbox_inches': 'tight', 'pil_kwargs': {'quality': 90}}")
     logging.getLogger("colorization").setLevel(logging.ERROR)  # skipped gray photos are counted, not listed
-    return NotebookSetup(fast=os.environ.get("COLORIZATION_FAST") == "1", source=source, device=choose_device().type)
+    return NotebookSetup(**vars(source), fast=os.environ.get("COLORIZATION_FAST") == "1",
+                         device=choose_device().type)

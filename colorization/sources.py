@@ -12,9 +12,9 @@ Every source has the same shape: a folder of training collections and a folder o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -32,7 +32,7 @@ _MATPLOTLIB_TRAIN = ("grace_hopper.jpg",)  # Matplotlib's sample_data, a sixth t
 IMAGENETTE_SIZE = "160px"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PhotoSource:
     """A photo collection laid out as training and evaluation collections, with what to expect from it."""
 
@@ -150,8 +150,7 @@ def photo_source(spec: Optional[str] = None) -> PhotoSource:
         raise FileNotFoundError(f"COLORIZATION_DATA={spec}: expected a folder with train/ and eval/ inside (one "
                                 "sub-folder of photos per collection), or imagenette, or starter")
     source = starter()
-    return PhotoSource(source.name, source.train, source.eval, source.folders,
-                       f"the project's collection is not at {folder}, so: {source.about}")
+    return dataclasses.replace(source, about=f"the project's collection is not at {folder}, so: {source.about}")
 
 
 def data_paths(values: Sequence[str]) -> list[str]:
