@@ -113,10 +113,27 @@ def _safe_stem(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", Path(name.replace("\0", "")).stem)[:64].strip("._") or "photo"
 
 
+# Gradio checks only file objects that carry "meta", and the handlers take the raw payload (preprocess=False), so
+# {"path": "/etc/..."} would be read as given. Every path a handler reads must lie in the folder where Gradio keeps this
+# app's uploads, examples and results; every refusal reads the same, so it does not tell which files exist.
+NOT_UPLOADED = "That file was not uploaded to this app; upload it again."
+
+
+def _stored_file(path: str) -> str:
+    """``path`` with its links resolved, if it is a file in Gradio's upload and cache folder; else a gr.Error."""
+    try:
+        real, folder = os.path.realpath(path), os.path.realpath(demo.GRADIO_CACHE)
+        if os.path.commonpath([real, folder]) == folder and os.path.isfile(real):
+            return real
+    except (TypeError, ValueError, OSError):  # a NUL byte, a path too long...
+        pass
+    raise gr.Error(NOT_UPLOADED)
+
+
 def _upload_path(image) -> str:
     if not isinstance(image, dict) or not isinstance(image.get("path"), str):
         raise gr.Error("Upload a photo first.")
-    return image["path"]
+    return _stored_file(image["path"])
 
 
 def _lane(path: str) -> ThreadPoolExecutor:
@@ -138,7 +155,7 @@ def _hint_files(hints) -> list[str]:
         raise gr.Error(f"Hints may have at most {MAX_HINT_LAYERS} layers, got {len(layers)}.")
     if isinstance(layers, list) and all(isinstance(layer, dict) and isinstance(layer.get("path"), str)
                                         for layer in layers):
-        return [layer["path"] for layer in layers]
+        return [_stored_file(layer["path"]) for layer in layers]
     raise gr.Error("Hints must be an image editor value: {\"layers\": [RGBA image files of the photo's size]}.")
 
 
@@ -228,7 +245,7 @@ def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: i
     size = _render_size(render_size)
     if not isinstance(temporal, bool):
         raise gr.Error(f"Steady colours must be true or false, got {temporal!r:.40}")
-    path, name = video["path"], str(video.get("orig_name") or "clip")
+    path, name = _stored_file(video["path"]), str(video.get("orig_name") or "clip")
 
     def report(done: int, total: int | None) -> None:
         progress((done, total) if total else None, desc="colorizing frames", unit="frames")
@@ -251,10 +268,11 @@ SUGGESTER = next((name for name in WEIGHTS if read_metadata(WEIGHTS[name])["mode
                   == "classification"), None)
 
 
-def suggest(gray_path: str | None, render_size: int, event: gr.SelectData):
+def suggest(gray: dict | None, render_size: int, event: gr.SelectData):
     """Colours the classification model finds likely at the clicked point: shown, and put on the brush."""
-    if not gray_path or SUGGESTER is None:
+    if SUGGESTER is None:
         raise gr.Error("Upload a photo first.")
+    gray_path = _upload_path(gray)
     x, y = (int(v) for v in event.index)
     size = _render_size(render_size)
     try:
@@ -323,9 +341,10 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                 clip_result = gr.Video(label="Colorized clip", interactive=False)
                 clip_report = gr.Markdown()
     model.change(lambda name: get_colorizer(name).render_size, model, size, api_visibility="private")
-    # preprocess=False: the handlers get the raw upload, so even a file Pillow cannot open gets read_image's message.
+    # preprocess=False: the handlers get the raw upload, so even a file Pillow cannot open gets read_image's message,
+    # and no path reaches Pillow before _stored_file has checked it (Gradio's preprocess would open it as given).
     photo.change(show_gray, photo, [editor, picker], preprocess=False, api_visibility="private")
-    picker.select(suggest, [picker, size], [suggestions, editor], api_visibility="private")
+    picker.select(suggest, [picker, size], [suggestions, editor], preprocess=False, api_visibility="private")
     button.click(colorize, [photo, model, size, intensity, editor], [slider, download, report], api_name="colorize",
                  preprocess=False)
     clip_model.change(lambda name: get_colorizer(name).render_size, clip_model, clip_size, api_visibility="private")

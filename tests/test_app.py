@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -263,6 +264,104 @@ def test_any_upload_name_gives_a_safe_output_name(server, name, expected):
     assert Path(download["path"]).name == f"{expected}_colorized.png"
     assert Path(download["path"]).is_relative_to(server[1])
     assert Image.open(download["path"]).size == Image.open(GRAY).size
+
+
+REFUSED = "That file was not uploaded to this app; upload it again."  # app.NOT_UPLOADED
+META = {"_type": "gradio.FileData"}
+
+
+def _upload(url: str, file: Path) -> str:
+    """The server path of ``file`` uploaded as the browser does."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        return http.post("/gradio_api/upload", files={"files": (file.name, file.read_bytes())}).json()[0]
+
+
+def _queue_call(url: str, api_name: str, data: list, event_data: dict | None = None) -> dict:
+    """Call an endpoint, private ones too, as the browser does (queue/join, then the event stream); the output:
+    ``{"data": [...]}``, or ``{"error": message}`` when it failed (``None`` when the server does not say why)."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        dependencies = http.get("/config").json()["dependencies"]
+        fn_index = next(d["id"] for d in dependencies if d.get("api_name") == api_name)
+        session = uuid.uuid4().hex
+        http.post("/gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                  "event_data": event_data, "trigger_id": None}).raise_for_status()
+        with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    return message["output"] if message["success"] else {"error": message["output"].get("error")}
+    raise AssertionError(f"{api_name}: the event stream ended without a result")
+
+
+CLICK = {"index": [5, 5], "value": None}
+# Each handler that reads a file, as (endpoint, its inputs with ``file`` as the file it reads, event data).
+# ``photo`` is a real upload, for the hints' photo.
+FILE_READERS = {
+    "colorize": ("colorize", lambda file, photo: [file, "cnn.safetensors", 256, 1.0, None], None),
+    "show_gray": ("show_gray", lambda file, photo: [file], None),
+    "suggest": ("suggest", lambda file, photo: [file, 256], CLICK),
+    "hints": ("colorize", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256, 1.0,
+                                               {"background": None, "layers": [file], "composite": None}], None),
+    "clip": ("colorize_clip", lambda file, photo: [file, "cnn.safetensors", 256, True], None),
+}
+
+
+def _not_uploaded(temp_dir: Path) -> list[str]:
+    """Paths a request may name that Gradio did not store for it: under /etc, missing, the weights, an example
+    by its own path, a link in Gradio's folder to a file outside it, a way out of that folder, a relative path."""
+    link = temp_dir / "link_to_an_example.jpg"
+    if not link.is_symlink():
+        link.symlink_to(COLOUR)
+    weights = next(REPO.glob("weights/*.safetensors"), REPO / "weights" / "cnn.safetensors")
+    return ["/etc/passwd", "/etc/no_such_photo.png", str(weights), str(COLOUR), str(link),
+            f"{temp_dir}/../../../../../../etc/passwd", "examples/coffee.jpg"]
+
+
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_a_file_not_uploaded_is_refused_and_the_answer_does_not_tell_whether_it_exists(server, reader):
+    # Gradio checks only file objects that carry "meta"; the app must refuse the others itself.
+    url, temp_dir = server
+    api_name, inputs, event = FILE_READERS[reader]
+    photo = _upload(url, COLOUR)
+    answers: dict[str, set] = {"without meta": set(), "with meta": set()}
+    for path in _not_uploaded(temp_dir):
+        for kind, file in (("without meta", {"path": path}), ("with meta", {"path": path, "meta": META})):
+            output = _queue_call(url, api_name, inputs(file, photo), event)
+            assert "data" not in output, f"{reader} read {path} ({kind}): {str(output)[:300]}"
+            answers[kind].add(output["error"])
+    assert all(len(errors) == 1 for errors in answers.values()), answers  # one answer, whatever the path
+    if reader in ("colorize", "show_gray", "suggest"):  # Gradio lets these through without meta: the app refuses
+        assert answers["without meta"] == {REFUSED}
+    # (The clip's and the hint layers' files are FileData, which Gradio itself refuses without meta.)
+
+
+@pytest.mark.parametrize("reader", FILE_READERS)
+def test_only_files_are_read_from_gradio_folder(server, reader):
+    # Gradio passes any path in its own folder, its folder too; the app reads only files there.
+    url, temp_dir = server
+    api_name, inputs, event = FILE_READERS[reader]
+    output = _queue_call(url, api_name, inputs({"path": str(temp_dir), "meta": META}, _upload(url, COLOUR)), event)
+    assert output == {"error": REFUSED}
+
+
+def test_uploads_and_examples_still_reach_every_handler(server, tmp_path):
+    url = server[0]
+    photo = _upload(url, COLOUR)
+    editor, picker = _queue_call(url, "show_gray", [{"path": photo, "meta": META}])["data"]
+    assert Image.open(picker["path"]).size == Image.open(COLOUR).size
+    if (REPO / "weights" / "classification.safetensors").exists():
+        html, _ = _queue_call(url, "suggest", [picker, 256], CLICK)["data"]
+        assert "Likely colours at (5, 5)" in html
+    hint = _upload(url, _green_disc(tmp_path / "hint.png", Image.open(COLOUR).size))
+    hints = {"background": editor["background"], "layers": [{"path": hint, "meta": META}], "composite": None}
+    _, _, note = _queue_call(url, "colorize", [{"path": photo}, "cnn.safetensors", 256, 1.0, hints])["data"]
+    assert "your colours" in note
+    # The first example, as the page loads it: Gradio's own copy in its folder, not the file in examples/.
+    first = sorted(EXAMPLES.glob("*.jpg"))[0]
+    example = _queue_call(url, "load_example", [0])["data"][0]["value"]
+    assert Path(example["path"]).name == first.name and Path(example["path"]).is_relative_to(server[1])
+    (gray, _), _, _ = _queue_call(url, "colorize", [example, "cnn.safetensors", 256, 1.0, None])["data"]
+    assert Image.open(gray["path"]).size == Image.open(first).size
 
 
 def test_a_photo_with_several_frames_is_colorized_and_the_note_says_so(client, tmp_path):
