@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU training job, in four verbs (see bench/README.md for the device-tool calls):
-#   bench/gpu_job.sh pack          here: the wheel the device image lacks + the training photos in parts (.gpu/)
+#   bench/gpu_job.sh pack          here: the wheel the device image lacks + the training photos in parts (.gpu/);
+#                                  PACK_RECIPES="R ..." packs only the photos those recipes read
 #   bench/gpu_job.sh unpack PART   there: unpack one part into .gpu/data and decode it into .gpu/cache
 #                                  (ignored, so both stay while the machine is warm)
 #   bench/gpu_job.sh bench STAGE   there: one stage of the training benchmark (0 eager, 1 channels_last,
@@ -44,10 +45,21 @@ pack)
   # A call carries 64 MiB with the working tree (tracked files: about 6 MB without the weights files, 50 MB
   # with them; see bench/README.md). gzip level 1 only squeezes out tar's padding (the photos are WebP, 4 kB
   # on average, so the padding was 40 % of a plain tar): 195 MB of photos travel in 4 parts instead of 6.
-  python3 - "$GPU" "$DATA/train" "${PART_MB:-54}" "${FIRST_PART_MB:-48}" <<'PY'
+  # PACK_RECIPES="R ...": only the photos those recipes read (their training photos and the validation photos
+  # they sample), so that a run needing fewer parts costs fewer calls.
+  COLORIZATION_DATA=$DATA python3 - "$GPU" "$DATA/train" "${PART_MB:-54}" "${FIRST_PART_MB:-48}" \
+      "${PACK_RECIPES:-}" <<'PY'
 import os, sys, tarfile
 gpu, root, part_mb, first_mb = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+if sys.argv[5].split():
+    from colorization.train import TrainConfig, holdout_split
+    wanted = set()
+    for recipe in sys.argv[5].split():
+        train, val = holdout_split(TrainConfig.from_recipe(f"recipes/{recipe}.json"))
+        wanted.update(os.path.relpath(f, root) for f in train + val)
+    files = sorted(wanted)
+else:
+    files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
 part, tar, size = 0, None, 0.0
 for f in files:
     limit = (first_mb if part == 1 else part_mb) * 1e6  # ``part`` counts the tars opened: part0 is the small one

@@ -80,7 +80,9 @@ class _Colorizer(nn.Module):
         h, w = l.shape[-2:]
         pad_h, pad_w = -h % self.stride, -w % self.stride
         x = normalize_l(l)
-        if hints is not None and getattr(self, "hints", False):
+        if getattr(self, "hints", False):
+            if hints is None:  # no hints is an empty mask, as in training (the hint inputs' biases still apply)
+                hints = torch.zeros(l.shape[0], 3, h, w, dtype=l.dtype, device=l.device)
             x = torch.cat([x, normalize_ab(hints[:, :2]) * hints[:, 2:], hints[:, 2:]], dim=1)
         if pad_h or pad_w:
             # Reflection needs the pad smaller than the side; tiny inputs fall back to replication.
@@ -188,6 +190,7 @@ class EffNetUNetColorizer(_Colorizer):
         self.head = self._make_head(decoder_channels[-1], output, temperature)
         # Zhang et al. (2017)'s user hints (ab and mask) enter every skip of the decoder through zero-initialised
         # convolutions, so a hint reaches the output in a few layers and the untrained additions change nothing.
+        # Each scale sees, per cell, whether any hint falls in it and their mean colour (:func:`_pooled_hints`).
         if not isinstance(hints, bool):
             raise ValueError(f"hints must be true or false, got {hints!r:.40}")
         self.hints = hints
@@ -203,8 +206,7 @@ class EffNetUNetColorizer(_Colorizer):
         feats = self.encoder(x.expand(-1, 3, -1, -1))
         skips = feats[-2::-1] + [self.full_res(x)]
         if hints is not None:
-            skips = [s + conv(F.interpolate(hints, size=s.shape[-2:], mode="area"))
-                     for s, conv in zip(skips, self.hint_in)]
+            skips = [s + conv(_pooled_hints(hints, s.shape[-2:])) for s, conv in zip(skips, self.hint_in)]
         y = feats[-1]
         for i, (block, skip) in enumerate(zip(self.up, skips)):
             y = block(y, skip)
@@ -236,6 +238,21 @@ class EffNetUNetColorizer(_Colorizer):
                 raise RuntimeError(f"shape mismatch {src_key} {tuple(value.shape)} -> {dst_key} {tuple(dst.shape)}")
             mapped[dst_key] = value
         self.encoder.load_state_dict(mapped, strict=True)
+
+
+def _pooled_hints(hints: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Hint channels (ab * mask, mask) at a coarser ``size``: each cell's mean hinted colour and whether it holds a hint.
+
+    An area average would dilute a one-pixel hint to 1/1024 of its colour at stride 32, where the decoder decides
+    what an object's colour is; so the colour is averaged over the hinted pixels only and the mask is a max.
+    """
+    if hints.shape[-2:] == size:
+        return hints
+    mask = hints[:, 2:]
+    share = F.adaptive_avg_pool2d(mask, size)
+    colour = F.adaptive_avg_pool2d(hints[:, :2], size) / share.clamp_min(1e-6)
+    present = F.adaptive_max_pool2d(mask, size)
+    return torch.cat([colour * present, present], dim=1)
 
 
 MODELS: dict[str, type[_Colorizer]] = {
