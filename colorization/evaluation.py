@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .hints import simulated_hints
+from .hints import leak, leak_probe, simulated_hints
 from .images import ImageError, as_uint8, find_images, read_image, to_rgb_array
 from .metrics import colorfulness, image_metrics
 from .pipeline import Colorizer, Prepared, prepare
@@ -92,7 +92,10 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
     ``protocol`` (:data:`PROTOCOLS`) says what the original is: the photo as it is ("full"), or the photo resized
     to 256 x 256 ("imagenet256", :func:`prepare_for_protocol`), from which the gray input is then made.
     ``hints`` > 0 gives each photo that many hints simulated from its own colours
-    (:func:`colorization.hints.simulated_hints`, seeded with ``seed`` plus the photo's index).
+    (:func:`colorization.hints.simulated_hints`, seeded with ``seed`` plus the photo's index), and measures the
+    protocol's two sides: ``hint_gain``, dB over the automatic result (``automatic``), and ``leak``, the mean share
+    of other colours' pixels that one dot moves (:func:`colorization.hints.leak_probe`, same seed; ``leak_photos``
+    photos have such pixels).
 
     Returns ``{"images", "protocol", "render_size", "intensity", "weights", "per_image", "errors"}`` and the means of
     :func:`summarize`; the gray baseline goes through the same ``compose`` as the model, so the two compare
@@ -117,9 +120,17 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
             continue
         wanted = simulated_hints(prepared.truth, hints, seed + index) if hints else None
         _, scores = score_prepared(colorizer, prepared, size, intensity, wanted)
-        per_image.append({"file": str(path), **scores})
+        per_image.append({"file": str(path), **scores, **(_hint_sides(colorizer, prepared, size, intensity,
+                                                                      seed + index) if hints else {})})
     if not per_image:
         raise ImageError("none of the photos could be read: " + "; ".join(errors[:3]))
+    sides = {}
+    if hints:
+        leaks = [r["leak"] for r in per_image if r["leak"] is not None]
+        automatic = float(np.mean([r["automatic_psnr"] for r in per_image]))
+        sides = {"automatic": {"psnr": automatic},
+                 "hint_gain": float(np.mean([r["model"]["psnr"] for r in per_image])) - automatic,
+                 "leak": float(np.mean(leaks)) if leaks else None, "leak_photos": len(leaks)}
 
     return {
         "images": len(per_image),
@@ -130,9 +141,20 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         "hint_seed": int(seed),
         "weights": colorizer.info.get("path"),
         **summarize(per_image),
+        **sides,
         "per_image": per_image,
         "errors": errors,
     }
+
+
+def _hint_sides(colorizer: Colorizer, prepared: Prepared, size: int, intensity: float, seed: int) -> dict:
+    """Both sides of the hint protocol for one photo: the automatic PSNR (what the hints gain over) and the
+    leak of one dot (:func:`colorization.hints.leak_probe`) into the photo's regions of other colours."""
+    automatic = _rgb(colorizer.colorize_prepared(prepared, size, intensity))
+    dot, other = leak_probe(prepared.truth, seed)
+    dotted = _rgb(colorizer.colorize_prepared(prepared, size, intensity, dot))
+    return {"automatic_psnr": image_metrics(automatic, prepared.truth)["psnr"],
+            "leak": leak(automatic, dotted, other)}
 
 
 def format_table(report: dict, title: str = "") -> str:
@@ -152,4 +174,9 @@ def format_table(report: dict, title: str = "") -> str:
     resized = f", each resized to {size[0]}x{size[1]} ({report['protocol']})" if size else ""
     lines.append(f"{report['images']} photos{resized}, render size {report['render_size']}{scaled}, "
                  f"PSNR {gain:+.2f} dB over gray")
+    if report.get("hints") and "hint_gain" in report:
+        spread = (f"{100 * report['leak']:.0f} % of other colours' pixels moved > 5 ab by one dot "
+                  f"({report['leak_photos']} photos)") if report["leak"] is not None else "no photo to measure it"
+        lines.append(f"hints: {report['hint_gain']:+.2f} dB over automatic ({report['automatic']['psnr']:.2f}); "
+                     f"leak {spread}")
     return "\n".join(lines)

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 from .color import lab_to_display, rgb_to_lab
 
-__all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "rgba_hints", "propagate", "simulated_hints", "suggested_colours", "training_hints", "SIGMA", "PULL"]
+__all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "rgba_hints", "propagate", "simulated_hints", "suggested_colours", "training_hints", "leak_probe", "leak",
+           "SIGMA", "PULL"]
 
 # Lightness scale of the affinity exp(-dL^2 / 2 sigma^2), in L units, and the pull of the residual to zero:
 # the best PSNR with 2 and with 10 hints on photos no shipped model trained on (experiments/hint_propagation).
@@ -200,6 +201,42 @@ def simulated_hints(truth: np.ndarray, count: int, seed: int) -> Image.Image:
         patch = truth[top : top + side, left : left + side].reshape(-1, truth.shape[2])[:, :3]
         hints[top : top + side, left : left + side] = (*np.rint(patch.mean(axis=0)).astype(np.uint8), 255)
     return Image.fromarray(hints, "RGBA")
+
+
+# The leak side of the hint protocol (``evaluate --hints``): one dot of a saturated colour at a random point, and
+# how much of the photo's regions of other colours it changes.
+PROBE_LIGHTNESS, PROBE_CHROMA = 55.0, 60.0
+LEAK_OTHER_AB = 20.0  # a pixel whose true ab is this far from the truth under the dot belongs to another region
+LEAK_CHANGE_AB = 5.0  # ... and counts as leaked into when the dot moves its ab this far
+
+
+def leak_probe(truth: np.ndarray, seed: int) -> tuple[Image.Image, np.ndarray]:
+    """One hint a user could paint on one object: a dot (radius short side / 64, at least 1 px) of Lab
+    (55, chroma 60, a random hue) at a random point (numpy's generator seeded with ``seed``), and the pixels
+    (H, W bool) whose true colour differs from the truth under the dot by more than ``LEAK_OTHER_AB``: regions
+    of other colours, which the dot should leave alone.
+    """
+    h, w = truth.shape[:2]
+    rng = np.random.default_rng([seed, 0x1EA4])  # not simulated_hints' stream: the dot is not its first hint
+    radius = max(1, round(min(h, w) / 64))
+    x, y, hue = int(rng.integers(0, w)), int(rng.integers(0, h)), float(rng.uniform(0, 2 * np.pi))
+    lab = np.array([[[PROBE_LIGHTNESS, PROBE_CHROMA * np.cos(hue), PROBE_CHROMA * np.sin(hue)]]], np.float32)
+    colour = tuple(int(c) for c in lab_to_display(lab)[0, 0])
+    yy, xx = np.ogrid[:h, :w]
+    dot = (yy - y) ** 2 + (xx - x) ** 2 <= radius * radius
+    ab = rgb_to_lab(truth[..., :3].astype(np.float32) / 255.0)[..., 1:]
+    other = np.linalg.norm(ab - ab[dot].mean(axis=0), axis=-1) > LEAK_OTHER_AB
+    return hint_image([(x, y, colour, radius)], (w, h)), other
+
+
+def leak(before: np.ndarray, after: np.ndarray, other: np.ndarray) -> Optional[float]:
+    """The share of the ``other`` pixels whose ab moved more than ``LEAK_CHANGE_AB`` from ``before`` (the result
+    without the dot) to ``after`` (with it), both (H, W, 3) uint8 RGB; None when the photo has no other region."""
+    if not other.any():
+        return None
+    moved = np.linalg.norm(rgb_to_lab(after.astype(np.float32) / 255.0)[..., 1:]
+                           - rgb_to_lab(before.astype(np.float32) / 255.0)[..., 1:], axis=-1)
+    return float((moved[other] > LEAK_CHANGE_AB).mean())
 
 
 def training_hints(ab, generator=None, p: float = 1 / 8, max_side: int = 9, max_points: int = 32):

@@ -115,12 +115,14 @@ def hint_curve(args) -> None:
     runs = sorted({(n, 0) for n in args.hints} | {(args.spread_at, s) for s in args.seeds})
     path = Path(args.out) / "hints.json"
     curve = {"weights": args.weights, "render_size": colorizer.render_size, "takes_hints": colorizer.takes_hints,
-             "protocol": "evaluate --hints N --seed S (colorization.hints.simulated_hints)", "folders": {}}
+             "protocol": "evaluate --hints N --seed S (colorization.hints.simulated_hints; leak: leak_probe)",
+             "folders": {}}
     for name in args.folders:
         folder = curve["folders"].setdefault(name, {})
         for n, seed in runs:
             report = evaluate(colorizer, [DATA / "eval" / name], hints=n, seed=seed, progress=False)
-            folder.setdefault(str(n), {})[str(seed)] = {k: report[k] for k in ("images", "model", "gray", "ground_truth")}
+            keys = ("images", "model", "gray", "ground_truth", "automatic", "hint_gain", "leak", "leak_photos")
+            folder.setdefault(str(n), {})[str(seed)] = {k: report[k] for k in keys if k in report}
             print(f"{name} hints {n} seed {seed}: PSNR {report['model']['psnr']:.2f} (gray {report['gray']['psnr']:.2f}), "
                   f"colourfulness {report['model']['colorfulness']:.1f} of {report['ground_truth']['colorfulness']:.1f}",
                   flush=True)

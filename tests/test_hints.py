@@ -164,3 +164,58 @@ def test_a_large_render_is_propagated_on_a_bounded_copy_with_nearly_the_direct_r
     assert np.allclose(bounded[150, 100], (40.0, 30.0), atol=6)  # up to the noise in ab, which the copy averages
     assert np.abs(bounded - direct).mean() < 0.5  # ab units
     assert np.abs(bounded[:, 210:] - ab[:, 210:]).max() < 2  # still stops at the edge
+
+
+def _two_colours(h: int = 48, w: int = 64) -> np.ndarray:
+    """A photo of two flat regions of clearly different colours: reddish left, bluish right."""
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, : w // 2] = (200, 60, 50)
+    rgb[:, w // 2 :] = (40, 80, 190)
+    return rgb
+
+
+def test_the_leak_probe_is_one_dot_and_its_other_region_is_the_other_colour():
+    from colorization.hints import leak_probe
+
+    truth = _two_colours()
+    dot, other = leak_probe(truth, seed=3)
+    alpha = np.asarray(dot)[..., 3] > 0
+    ys, xs = np.nonzero(alpha)
+    assert 1 <= alpha.sum() <= 9  # radius max(1, 48 / 64) = 1: a dot, not a stroke
+    expected = np.zeros(truth.shape[:2], bool)
+    if xs.mean() < 32:  # the other region is exactly the half the dot is not on
+        expected[:, 32:] = True
+    else:
+        expected[:, :32] = True
+    assert np.array_equal(other, expected)
+    again, _ = leak_probe(truth, seed=3)
+    assert np.array_equal(np.asarray(dot), np.asarray(again))  # seeded
+    lab = rgb_to_lab(np.asarray(dot)[ys[0], xs[0], :3][None].astype(np.float32) / 255)[0]
+    assert abs(np.hypot(lab[1], lab[2]) - 60) < 8  # a saturated colour, as a user would paint
+
+
+def test_leak_counts_the_other_regions_pixels_that_moved():
+    from colorization.hints import leak
+
+    before = _two_colours()
+    other = np.zeros(before.shape[:2], bool)
+    other[:, 32:] = True
+    assert leak(before, before, other) == 0.0
+    after = before.copy()
+    after[:, 32:48] = (40, 160, 60)  # half of the other region turns green
+    after[:, :32] = (0, 200, 0)  # the dot's own region may change freely
+    assert leak(before, after, other) == pytest.approx(0.5)
+    assert leak(before, after, np.zeros_like(other)) is None  # a one-colour photo has nothing to leak into
+
+
+def test_evaluate_with_hints_reports_both_sides(colorizer, eval_photos):
+    from colorization.evaluation import evaluate, format_table
+
+    report = evaluate(colorizer, eval_photos[:2], render_size=64, hints=5, seed=1, progress=False)
+    assert report["leak_photos"] >= 1 and 0.0 <= report["leak"] <= 1.0
+    gain = report["model"]["psnr"] - report["automatic"]["psnr"]
+    assert report["hint_gain"] == pytest.approx(gain)
+    automatic = evaluate(colorizer, eval_photos[:2], render_size=64, progress=False)
+    assert report["automatic"]["psnr"] == pytest.approx(automatic["model"]["psnr"], abs=1e-6)
+    assert "leak" not in automatic  # no hints, no leak to report
+    assert "leak" in format_table(report)
