@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from .color import gray_display, lab_to_display, rgb_to_l
+from .files import atomic_write
 from .images import MAX_MEGAPIXELS, ImageError, as_float, as_uint8, read_image, to_rgb_array
 from .paths import weights_dir
 from .runtime import check_render_size, choose_device
@@ -206,10 +207,10 @@ class Colorizer:
                 name += "_"
             used.add(name)
             target = out_dir / f"{name}.png"
-            try:
-                result.save(target)
+            try:  # to a temporary name, then renamed: Ctrl-C or a kill never leaves a half-written PNG
+                # format given: the temporary name has no .png, and PIL would not read one from "..png"
+                atomic_write(target, lambda tmp: result.save(tmp, format="PNG"))
             except OSError as exc:  # a full disk or a read-only folder ends the batch with the file named
-                target.unlink(missing_ok=True)
                 raise OSError(f"cannot write {target}: {exc.strerror or exc}") from None
             yield path, target
 

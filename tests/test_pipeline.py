@@ -65,6 +65,40 @@ def test_one_pixel_image(colorizer):
     assert colorizer(Image.new("L", (1, 1), 128)).size == (1, 1)
 
 
+def test_an_interrupted_batch_leaves_no_half_written_png(colorizer, tmp_path, monkeypatch):
+    """Ctrl-C while a PNG is being written: the earlier output stays whole and no partial file is left."""
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48), (120, 90, 60)).save(photo)
+    out = tmp_path / "out"
+    assert [p for _, p in colorizer.colorize_files([photo], out, progress=False)] == [out / "photo.png"]
+    before = (out / "photo.png").read_bytes()
+
+    def interrupted(image, fp, filename):  # SIGINT after the first bytes: PIL removes its file only on Exception
+        fp.write(b"\x89PNG\r\n\x1a\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(Image.SAVE, "PNG", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        list(colorizer.colorize_files([photo], out, progress=False))
+    assert sorted(p.name for p in out.iterdir()) == ["photo.png"]
+    assert (out / "photo.png").read_bytes() == before
+
+
+def test_a_photo_named_dot_dot_png_is_colorized_with_the_others(colorizer, tmp_path):
+    """PIL finds no extension in "..png" (os.path.splitext): the batch must neither stop nor skip the rest."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, value in (("..png", 40), ("a.png", 120), ("b.png", 200)):
+        Image.new("RGB", (32, 24), (value, value // 2, 30)).save(folder / name, format="PNG")
+    from colorization.images import find_images
+
+    results = dict(colorizer.colorize_files(find_images([folder]), tmp_path / "out", progress=False))
+    assert sorted(p.name for p in results) == ["..png", "a.png", "b.png"]
+    assert all(isinstance(p, Path) for p in results.values()), results
+    for target in results.values():
+        assert Image.open(target).format == "PNG" and Image.open(target).size == (32, 24)
+
+
 def test_exif_rotation_is_applied(tmp_path):
     img = Image.new("RGB", (40, 20), (200, 30, 30))
     exif = Image.Exif()
