@@ -84,11 +84,14 @@ def hint_tensor(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]):
 
 
 def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray,
-              sigma: float = SIGMA, pull: float = PULL, max_pixels: int = MAX_SOLVE_PIXELS) -> np.ndarray:
+              sigma: float = SIGMA, pull: float = PULL, max_pixels: int = MAX_SOLVE_PIXELS,
+              guide: Optional[np.ndarray] = None, sigma_guide: float = 1.0) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
     the residual r, with a_ij = exp(-(L_i - L_j)^2 / 2 sigma^2) over 8 neighbours and c_i the hint weight.
+    ``guide`` (h, w, 2), e.g. the network's own ab, adds its edges: a_ij is also multiplied by
+    exp(-|g_i - g_j|^2 / 2 sigma_guide^2), so a correction stops where the predicted colour changes.
     Above ``max_pixels`` the residual is solved on a smaller copy and upsampled: the solve's time and memory
     grow faster than its size, and a large render size must not buy seconds.
     """
@@ -99,35 +102,40 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
         scale = np.sqrt(max_pixels / (h * w))
         size = (max(1, int(w * scale)), max(1, int(h * scale)))
         small = [cv2.resize(np.ascontiguousarray(a, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
-                 for a in (l, ab, hint_ab * hint_weight[..., None], hint_weight)]
+                 for a in (l, ab, hint_ab * hint_weight[..., None], hint_weight, *(() if guide is None else (guide,)))]
         covered = small[3] > 1e-3
         small_hint_ab = np.where(covered[..., None], small[2] / np.maximum(small[3], 1e-3)[..., None], 0.0)
         # The pull sums over pixels while the smoothness term does not change with resolution: scaled by the
         # pixel count, the copy's solution matches the full-size one.
         residual = propagate(small[0], small[1], small_hint_ab.astype(np.float32), np.where(covered, small[3], 0.0),
-                             sigma, pull * h * w / (size[0] * size[1]), max_pixels) - small[1]
+                             sigma, pull * h * w / (size[0] * size[1]), max_pixels,
+                             small[4] if guide is not None else None, sigma_guide) - small[1]
         return ab + cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
-    return _solve(l, ab, hint_ab, hint_weight, sigma, pull)
+    return _solve(l, ab, hint_ab, hint_weight, sigma, pull, guide, sigma_guide)
 
 
 def _solve(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray, sigma: float,
-           pull: float) -> np.ndarray:
+           pull: float, guide: Optional[np.ndarray] = None, sigma_guide: float = 1.0) -> np.ndarray:
     from scipy.sparse import diags  # SciPy comes with scikit-image; only hints need it
     from scipy.sparse.linalg import splu
 
     h, w = l.shape
-    n, l = h * w, l.astype(np.float64)
+    n = h * w
+    # Each pixel's features, scaled so that the affinity is exp(-|f_i - f_j|^2 / 2).
+    f = (l.astype(np.float64) / sigma)[..., None]
+    if guide is not None:
+        f = np.concatenate([f, guide.astype(np.float64) / sigma_guide], axis=-1)
 
-    def affinity(dl: np.ndarray) -> np.ndarray:
-        return np.exp(-(dl**2) / (2 * sigma**2))
+    def affinity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.exp(-((a - b) ** 2).sum(axis=-1) / 2)
 
     # Each pixel's affinity to its neighbour right, down, down-right and down-left (0 past the border); diagonal
     # neighbours are farther away.
     right, down, diag, anti = (np.zeros((h, w)) for _ in range(4))
-    right[:, :-1] = affinity(l[:, 1:] - l[:, :-1])
-    down[:-1] = affinity(l[1:] - l[:-1])
-    diag[:-1, :-1] = affinity(l[1:, 1:] - l[:-1, :-1]) / np.sqrt(2)
-    anti[:-1, 1:] = affinity(l[1:, :-1] - l[:-1, 1:]) / np.sqrt(2)
+    right[:, :-1] = affinity(f[:, 1:], f[:, :-1])
+    down[:-1] = affinity(f[1:], f[:-1])
+    diag[:-1, :-1] = affinity(f[1:, 1:], f[:-1, :-1]) / np.sqrt(2)
+    anti[:-1, 1:] = affinity(f[1:, :-1], f[:-1, 1:]) / np.sqrt(2)
     # In raster order these are four bands of the symmetric affinity matrix, at offsets 1, w, w + 1 and w - 1.
     bands = {1: right.ravel()[: n - 1], w: down.ravel()[: n - w], w + 1: diag.ravel()[: n - w - 1],
              w - 1: anti.ravel()[: n - w + 1]}

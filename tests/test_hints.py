@@ -219,3 +219,21 @@ def test_evaluate_with_hints_reports_both_sides(colorizer, eval_photos):
     assert report["automatic"]["psnr"] == pytest.approx(automatic["model"]["psnr"], abs=1e-6)
     assert "leak" not in automatic  # no hints, no leak to report
     assert "leak" in format_table(report)
+
+
+def test_a_guide_stops_a_hint_where_the_predicted_colour_changes():
+    l = np.full((40, 60), 50.0, np.float32)  # one lightness: L alone has no edge to stop at
+    ab = np.zeros(l.shape + (2,), np.float32)
+    ab[:, 30:] = (0.0, 30.0)  # but the network saw two objects
+    hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
+    hint_ab[18:21, 8:11] = (40.0, 30.0)
+    weight[18:21, 8:11] = 1.0
+    unguided = propagate(l, ab, hint_ab, weight, pull=1e-3)
+    guided = propagate(l, ab, hint_ab, weight, pull=1e-3, guide=ab, sigma_guide=1.0)
+    far = np.abs(unguided[:, 45:] - ab[:, 45:]).max(), np.abs(guided[:, 45:] - ab[:, 45:]).max()
+    assert far[0] > 3 and far[1] < 0.5  # the hint crosses the colour edge only without the guide
+    assert np.allclose(guided[19, 9], (40.0, 30.0), atol=0.5)
+    # the bounded copy of a large render keeps the guide
+    big = [np.repeat(np.repeat(a, 8, axis=0), 8, axis=1) for a in (l, ab, hint_ab, weight)]
+    bounded = propagate(*big, pull=1e-3, guide=big[1], sigma_guide=1.0)
+    assert np.abs(bounded[:, 380:] - big[1][:, 380:]).max() < 0.5

@@ -1,0 +1,112 @@
+"""Both sides of the hint protocol for hint networks against the engine over the CNN, on the evaluation folders.
+
+For each photo and model: the automatic result; for each propagation setting ("none": the network alone, else the
+engine's pull after the network, "pull/sigma" with the network's ab as a guide) the leak of one dot (``colorization.hints.leak_probe``) and the PSNR at each hint
+count (``simulated_hints``, seed = the photo's index, as ``evaluate --hints N --seed 0``). The network runs once per
+hint set and only the solve is repeated per setting: the same numbers as the pipeline, at a fraction of the time.
+
+    python experiments/hint_network/gpu_eval.py --models weights/cnn.safetensors runs/gpu5/hints_gpu.safetensors \
+        --json experiments/hint_network/results/gpu_eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from colorization.evaluation import _rgb
+from colorization.hints import hints_at, leak, leak_probe, propagate, simulated_hints
+from colorization.images import find_images, read_image
+from colorization.metrics import image_metrics
+from colorization.paths import EVAL_FOLDERS, data_dir
+from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
+
+COUNTS = (1, 2, 5, 10, 20)
+
+
+def photo_scores(colorizer, prepared, index: int, settings: list[str]) -> dict:
+    l_small = colorizer.l_small(prepared.l)
+
+    def result(ab_small):
+        return _rgb(compose(prepared.l, upsample_ab(ab_small, prepared.l.shape), prepared.alpha))
+
+    def engine(net, small, setting: str):
+        if setting == "none":
+            return net
+        pull, _, sigma_guide = setting.partition("/")  # "pull" or "pull/sigma_guide" (the network's ab as guide)
+        guide = {"guide": net, "sigma_guide": float(sigma_guide)} if sigma_guide else {}
+        return propagate(l_small, net, *small, pull=float(pull), **guide)
+
+    def hinted(hint_image):
+        small = hints_at(hint_image, l_small.shape)
+        net = colorizer.predict_ab_from_small(l_small, small)
+        return {s: result(engine(net, small, s)) for s in settings}
+
+    automatic = result(colorizer.predict_ab_from_small(l_small))
+    record = {"automatic": image_metrics(automatic, prepared.truth)["psnr"], "settings": {}}
+    dot, other = leak_probe(prepared.truth, index)
+    dotted = hinted(dot)
+    per_count = {n: hinted(simulated_hints(prepared.truth, n, index)) for n in COUNTS}
+    for s in settings:
+        record["settings"][s] = {"leak": leak(automatic, dotted[s], other),
+                                 **{str(n): image_metrics(per_count[n][s], prepared.truth)["psnr"] for n in COUNTS}}
+    return record
+
+
+def summarise(records: list[dict], settings: list[str]) -> dict:
+    automatic = float(np.mean([r["automatic"] for r in records]))
+    out = {"photos": len(records), "automatic": automatic}
+    for s in settings:
+        leaks = [r["settings"][s]["leak"] for r in records if r["settings"][s]["leak"] is not None]
+        out[s] = {"leak": float(np.mean(leaks)), "leak_photos": len(leaks),
+                  **{f"gain_{n}": float(np.mean([r["settings"][s][str(n)] for r in records])) - automatic
+                     for n in COUNTS}}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--settings", nargs="+", default=["none", "3e-05", "0.001", "0.01"],
+                        help="'none' (the network alone) or the engine's pull after the network")
+    parser.add_argument("--folders", nargs="+", default=list(EVAL_FOLDERS))
+    parser.add_argument("--limit", type=int, default=100, help="photos per folder at most (the first ones)")
+    parser.add_argument("--selection", type=int, default=0,
+                        help="instead of the evaluation folders: this many photos (seeded) of the collections "
+                             "no network here trained on (the hint recipe's val_data), to choose settings on")
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    path = Path(args.json)
+    results = json.loads(path.read_text()) if path.exists() else {}  # resumable: finished parts are kept
+    for model in args.models:
+        colorizer = load_colorizer(model, device="cpu")
+        for folder in (["selection"] if args.selection else args.folders):
+            key = f"{Path(model).stem}/{folder}"
+            if key in results:
+                continue
+            if args.selection:
+                unseen = json.loads(Path("recipes/hints_gpu.json").read_text())["val_data"]
+                files = sorted(random.Random(0).sample(find_images([data_dir() / c for c in unseen]), args.selection))
+            else:
+                files = find_images([data_dir() / "eval" / folder])[: args.limit]
+            t = time.perf_counter()
+            records = [photo_scores(colorizer, prepare(read_image(f)), i, args.settings) for i, f in enumerate(files)]
+            results[key] = {"model": model, "render_size": colorizer.render_size,
+                            "seconds": round(time.perf_counter() - t, 1), **summarise(records, args.settings)}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(results, indent=1))
+            row = results[key]
+            print(key, f"auto {row['automatic']:.2f}", *(f"{s}: gain10 {row[s]['gain_10']:+.2f} leak "
+                                                          f"{100 * row[s]['leak']:.0f}%" for s in args.settings),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
