@@ -396,7 +396,9 @@ def gray_display(l: np.ndarray) -> np.ndarray:
     out = np.empty((1, flat.shape[1], 3), np.uint8)
 
     def run(start: int, stop: int) -> np.ndarray:
-        part = cv2.max(cv2.min(flat[:, start:stop], 102.0), -1.0)  # beyond the table: its first or last cell
+        # Beyond the table: its first or last cell. np.clip, not cv2.min/max: OpenCV reads a run of one pixel
+        # (a 1 x 1 photo, or the last run of 65,537) as a scalar and answers with four values.
+        part = np.clip(flat[:, start:stop], -1.0, 102.0)
         cells = cv2.addWeighted(part, _GRAY_STEPS, part, 0.0, -0.5, dtype=_INDEX)  # floor(L * steps)
         rgb_flag = np.take(table, cells, mode="clip").view(np.uint8).reshape(1, -1, 4)
         out[:, start:stop] = cv2.cvtColor(rgb_flag, cv2.COLOR_RGBA2RGB)

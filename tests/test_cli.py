@@ -62,6 +62,18 @@ def test_colorize_folder_with_a_bad_file_colorizes_the_rest_and_fails(tmp_path, 
     assert Image.open(tmp_path / "out" / "b.png").size == Image.open(folder / "b.jpg").size
 
 
+def test_evaluate_a_folder_holding_a_one_pixel_photo(tmp_path, weights_file, eval_photos):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(eval_photos[0], folder / "a.png")
+    Image.new("RGB", (1, 1), (200, 60, 30)).save(folder / "b_one_pixel.png")
+    out = tmp_path / "report.json"
+    r = run("evaluate", "--weights", str(weights_file), "--data", str(folder), "--render-size", "64", "--json", str(out))
+    assert r.returncode == 0 and "error" not in r.stderr, r.stderr
+    report = json.loads(out.read_text())
+    assert report["images"] == 2 and report["per_image"][1]["gray"]["colorfulness"] == 0
+
+
 def _one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
     assert r.returncode == 2
     assert "Traceback" not in r.stderr

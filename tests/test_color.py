@@ -188,6 +188,18 @@ def test_gray_display_is_lab_to_display_of_zero_ab(eval_photos):
     assert diff.max() <= 1 and (diff > 0).sum() <= 20
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (1, 9), (9, 1), (2, 2), (3, 5), (1, 65537), (3, 43691), (2, 1, 1)])
+def test_gray_display_of_tiny_shapes_and_one_pixel_runs(shape):
+    """A 1 x 1 photo, and the last run (of 65,536) holding one pixel: OpenCV took a one-pixel run for a scalar."""
+    from colorization.color import gray_display, lab_to_display
+
+    l = np.random.default_rng(9).uniform(0, 100, shape).astype(np.float32)
+    out = gray_display(l)
+    assert out.shape == shape + (3,) and out.dtype == np.uint8
+    zeros = np.zeros_like(l)
+    assert np.abs(out.astype(int) - lab_to_display(np.stack([l, zeros, zeros], axis=-1)).astype(int)).max() <= 1
+
+
 def test_fit_to_gamut_of_a_tensor_is_that_of_the_array():
     lab = np.stack([np.linspace(5, 95, 60).reshape(6, 10), np.full((6, 10), 120.0), np.full((6, 10), -90.0)], axis=-1)
     fitted = fit_to_gamut(torch.from_numpy(lab).permute(2, 0, 1))

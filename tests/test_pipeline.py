@@ -99,6 +99,17 @@ def test_a_photo_named_dot_dot_png_is_colorized_with_the_others(colorizer, tmp_p
         assert Image.open(target).format == "PNG" and Image.open(target).size == (32, 24)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 9), (9, 1), (2, 2)])
+def test_tiny_photos_get_a_gray_baseline_and_scores(colorizer, size):
+    from colorization.evaluation import score_prepared
+
+    prepared = prepare(Image.new("RGB", size, (200, 60, 30)))
+    gray = np.asarray(prepared.gray)
+    assert gray.shape == size[::-1] + (3,) and (gray == gray[0, 0]).all()  # one gray for one colour
+    result, scores = score_prepared(colorizer, prepared)
+    assert result.size == size and scores["gray"]["psnr"] < 30 and scores["gray"]["colorfulness"] == 0
+
+
 def test_exif_rotation_is_applied(tmp_path):
     img = Image.new("RGB", (40, 20), (200, 30, 30))
     exif = Image.Exif()
