@@ -268,6 +268,8 @@ def _evaluate_video(args) -> int:
     for clip in args.clips:
         report = evaluate_video(colorizer, clip, args.blend or [DEFAULT_BLEND], args.render_size, args.frames)
         print(format_video_table(report, f"{colorizer.title} on {clip}"))
+        for note in report["notes"]:
+            _say(f"warning: {clip}: {note}")
         reports.append(report)
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ class VideoStats:
     width: int
     height: int
     audio: Optional[str]  # "copied (aac)", "re-encoded as aac (pcm_s16le)" or None
-    temporal: bool
+    temporal: bool  # stabilised: asked for, and the frames were large enough for the optical flow
     blend: float
     scene_cuts: int
     reliable: float  # mean share of each frame's pixels that took the previous frame's colour (0 without temporal)
@@ -264,18 +264,34 @@ def _consistent(forward: np.ndarray, backward: np.ndarray, grid: np.ndarray) -> 
     return where, (error <= _FB_RELATIVE * scale + _FB_ABSOLUTE) & inside
 
 
+_TOO_SMALL = ("each frame colorized alone: at the render resolution the frames are too thin for the optical flow "
+              "(it needs 8 pixels on the short side)")
+
+
+def _dis_coarsest_scale(h: int, w: int, patch_size: int) -> int:
+    """The coarsest pyramid level DIS picks for an h x w frame (dis_flow.cpp's formula); negative when its patches
+    fit no level. DIS itself then raises, or, when this is under its finest level, picks levels from the width
+    alone, which overrun a short height (a 256 x 16 frame crashed the process)."""
+    return min(math.floor(math.log(max(h, w) / (4.0 * patch_size)) / math.log(2.0) + 0.5),
+               math.floor(math.log(min(h, w) / patch_size) / math.log(2.0)))
+
+
 class MotionTracker:
     """Optical flow between consecutive gray frames (DIS), with scene-cut detection; ``tracker(l) -> Motion | None``.
 
-    None for the first frame and after a cut: nothing of the previous frame should be carried over.
+    None for the first frame and after a cut: nothing of the previous frame should be carried over. None also for
+    every frame too small or too thin for the flow (under 8 pixels on its short side, or 23 on its long side, for
+    the default preset); ``too_small`` is then True.
     """
 
     def __init__(self, cut_threshold: float = CUT_THRESHOLD, min_reliable: float = MIN_RELIABLE,
                  preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST):
         self.cut_threshold, self.min_reliable = cut_threshold, min_reliable
         self.cuts = 0
+        self.too_small = False
         # At the render resolution (228x128 for 640x360 at 128) both directions of DIS cost about 1.5 ms.
         self._flow = cv2.DISOpticalFlow_create(preset)
+        self._finest = self._flow.getFinestScale()
         self._gray: Optional[np.ndarray] = None
         self._hist: Optional[np.ndarray] = None
         self._grid: Optional[np.ndarray] = None
@@ -288,11 +304,17 @@ class MotionTracker:
         self._gray, self._hist = gray, hist
         if previous is None or previous.shape != gray.shape:
             return None
+        if self._grid is None or self._grid.shape[:2] != gray.shape:
+            coarsest = _dis_coarsest_scale(*gray.shape, self._flow.getPatchSize())
+            self.too_small = coarsest < 0
+            if not self.too_small:  # a small frame gets finer levels, never DIS's choice by width
+                self._flow.setFinestScale(min(self._finest, coarsest))
+            self._grid = _grid(*gray.shape)
+        if self.too_small:
+            return None
         if 0.5 * float(np.abs(hist - previous_hist).sum()) > self.cut_threshold:
             self.cuts += 1
             return None
-        if self._grid is None or self._grid.shape[:2] != gray.shape:
-            self._grid = _grid(*gray.shape)
         backward = self._flow.calc(gray, previous, None)  # current -> previous
         forward = self._flow.calc(previous, gray, None)
         where, ok = _consistent(forward, backward, self._grid)
@@ -519,16 +541,19 @@ def colorize_video(colorizer: Colorizer, src: PathLike, dst: PathLike, temporal:
                 writer.close()
             width, height = writer.stream.width, writer.stream.height
             stats.update(frames=frames, fps=info.fps, width=width, height=height, audio=writer.audio_note,
-                         cuts=state.tracker.cuts, reliable=state.reliable / max(frames, 1), notes=[])
+                         cuts=state.tracker.cuts, reliable=state.reliable / max(frames, 1), notes=[],
+                         temporal=temporal and not state.tracker.too_small)
             if (height, width) != shape:
                 stats["notes"].append(f"cropped to {width}x{height}: H.264's 4:2:0 needs even sizes")
+            if state.tracker.too_small:
+                stats["notes"].append(_TOO_SMALL)
 
     try:
         atomic_write(dst, write)
     except av.error.FFmpegError as exc:  # the encoder or the output file failed, not the source
         raise OSError(f"cannot write {dst}: {_reason(exc)}") from None
     return VideoStats(frames=stats["frames"], fps=stats["fps"], width=stats["width"], height=stats["height"],
-                      audio=stats["audio"], temporal=temporal, blend=blend if temporal else 0.0,
+                      audio=stats["audio"], temporal=stats["temporal"], blend=blend if stats["temporal"] else 0.0,
                       scene_cuts=stats["cuts"], reliable=stats["reliable"], seconds=time.perf_counter() - start,
                       notes=stats["notes"])
 
@@ -706,6 +731,7 @@ def evaluate_video(colorizer: Colorizer, path: PathLike, blends: Sequence[float]
         "clip": str(path), "frames": frames, "fps": info.fps, "width": info.width, "height": info.height,
         "render_size": int(render_size or colorizer.render_size), "weights": colorizer.info.get("path"),
         "scene_cuts": tracker.cuts, "reliable": float(np.mean(reliable)),
+        "notes": [_TOO_SMALL] if tracker.too_small else [],  # the stabilised runs are then the per-frame one
         "gray": {**first["gray"], **temporal["gray"]},
         "ground_truth": {**first["ground_truth"], **temporal["ground truth"]},
         "runs": runs,

@@ -179,6 +179,51 @@ def test_bad_input_is_a_clear_error_and_leaves_no_output(shipped, tmp_path):
     assert isinstance(VideoError("x"), ValueError)  # the CLI's and the app's ImageError handling covers it
 
 
+def test_the_flow_never_crashes_on_small_or_thin_frames():
+    """DIS raised on frames under 8 pixels a side and crashed the process on short wide ones (16 x 256): such
+    frames get no motion and ``too_small``; every other size gets a flow that follows a one-pixel pan."""
+    script = """
+import numpy as np
+from colorization.video import MotionTracker
+for h, w in [(1, 256), (2, 1024), (7, 100), (8, 22), (256, 4), (8, 23), (16, 256), (256, 16), (12, 91), (40, 40)]:
+    y, x = np.mgrid[:h, :w + 1].astype(np.float32)
+    pattern = 50 + 30 * np.sin(x / 3) + 10 * np.cos(y / 2)
+    tracker = MotionTracker()
+    tracker(np.ascontiguousarray(pattern[:, 1:]))
+    motion = tracker(np.ascontiguousarray(pattern[:, :-1]))  # the content moved one pixel right
+    followed = -1.0 if motion is None else float(np.median(motion.map[..., 0] - np.arange(w)))
+    print(h, w, tracker.too_small, followed)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # -11: a segmentation fault
+    results = {(int(h), int(w)): (small == "True", float(dx)) for h, w, small, dx in map(str.split, done.stdout.splitlines())}
+    assert len(results) == 10
+    for (h, w), (small, dx) in results.items():
+        assert small == (min(h, w) < 8 or max(h, w) < 23), (h, w)
+        if not small:  # each pixel was one to the left in the previous frame
+            assert abs(dx + 1) < 0.25, (h, w, dx)
+
+
+def test_cli_colorizes_and_evaluates_thin_clips(tmp_path, weights_file):
+    """At render size 64, 1200 x 8 frames are 256 x 2 (too thin for the flow: colorized frame by frame, with a
+    warning) and 64 x 4 ones 256 x 16 (where DIS crashed the process): both work, without a traceback."""
+    y, x = np.mgrid[:8, :1210]
+    band = np.dstack([128 + 100 * np.sin(x / 9), 128 + 60 * np.cos(y + x / 5), 90 + 0 * x]).astype(np.uint8)
+    thin = write_clip(tmp_path / "thin.mp4", [np.ascontiguousarray(band[:, i : i + 1200]) for i in range(4)])
+    short = write_clip(tmp_path / "short.mp4", [np.ascontiguousarray(band[:4, i : i + 64]) for i in range(4)])
+    r = run("colorize", str(thin), str(short), "-o", str(tmp_path / "out"), "--weights", str(weights_file))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "thin.mp4" in r.stdout and "per frame" in r.stdout.split("thin.mp4 ->")[1].splitlines()[0]
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "thin.mp4" in warnings[0] and "too thin" in warnings[0], r.stderr
+    assert streams(tmp_path / "out" / "thin.mp4")["frames"] == 4 and streams(tmp_path / "out" / "short.mp4")["frames"] == 4
+    r = run("evaluate-video", str(thin), str(short), "--weights", str(weights_file), "--json", str(tmp_path / "r.json"))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    thin_report, short_report = json.loads((tmp_path / "r.json").read_text())
+    assert thin_report["frames"] == 4 and thin_report["notes"] and thin_report["reliable"] == 0
+    assert short_report["frames"] == 4 and not short_report["notes"] and short_report["reliable"] > 0
+
+
 def test_probe_reads_the_header(tmp_path):
     clip = write_clip(tmp_path / "c.mp4", pan_frames(10), rate=10, audio="aac")
     info = probe_video(clip)
