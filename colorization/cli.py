@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import typing
@@ -46,7 +47,19 @@ def _add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, dest=f.name, type=json.loads, default=argparse.SUPPRESS,
                                 help=f"JSON object, {help_text}")
         else:
-            parser.add_argument(flag, dest=f.name, type=hint, default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(flag, dest=f.name, type=_finite if hint is float else hint, default=argparse.SUPPRESS,
+                                help=help_text)
+
+
+def _finite(value: str) -> float:
+    """A number flag's value. float() takes "nan" and "inf", which pass every range check (nan < 0 is false)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
+    return number
 
 
 def _render_size(value: str) -> int:
@@ -83,13 +96,13 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("-o", "--out-dir", required=True, help="where the colorized PNGs (and MP4s for clips) go")
     p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
     p.add_argument("--render-size", type=_render_size, help="short side the network sees (multiple of 32)")
-    p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
+    p.add_argument("--temperature", type=_finite, help="classification models: annealed-mean temperature")
     p.add_argument("--hints", help="for one photo: an RGBA image of its size whose opaque pixels carry wanted "
                                    "colours, spread along the photo's edges (for one clip: on its first frame, "
                                    "carried along the motion)")
     p.add_argument("--no-temporal", dest="temporal", action="store_false",
                    help="clips: colorize each frame alone (the per-frame baseline, which flickers)")
-    p.add_argument("--blend", type=float, help="clips: share of the previous frame's colour kept where the "
+    p.add_argument("--blend", type=_finite, help="clips: share of the previous frame's colour kept where the "
                                                "motion is reliable (default: colorization.video.DEFAULT_BLEND)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
@@ -106,9 +119,9 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--json", dest="json_path", help="write the full report here")
     p.add_argument("--render-size", type=_render_size)
     p.add_argument("--limit", type=int, default=0, help="only the first N photos")
-    p.add_argument("--intensity", type=float, default=1.0,
+    p.add_argument("--intensity", type=_finite, default=1.0,
                    help="scale the predicted ab, as the app's colour intensity slider does (default 1)")
-    p.add_argument("--temperature", type=float, help="classification models: annealed-mean temperature")
+    p.add_argument("--temperature", type=_finite, help="classification models: annealed-mean temperature")
     p.add_argument("--hints", type=int, default=0, help="simulated hint points per photo, from its own colours "
                                                           "(colorization.hints.simulated_hints; default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated hints")
@@ -122,7 +135,7 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
                                               "a colour clip colorized from its gray version, per frame and stabilised")
     p.add_argument("clips", nargs="+", help="colour video clips")
     p.add_argument("--weights", help="weights file (default: the best shipped in weights/)")
-    p.add_argument("--blend", type=float, nargs="+", help="stabilisation blend weights to compare with the "
+    p.add_argument("--blend", type=_finite, nargs="+", help="stabilisation blend weights to compare with the "
                                                           "per-frame baseline (default: the library's)")
     p.add_argument("--frames", type=int, help="only the first N frames of each clip")
     p.add_argument("--render-size", type=_render_size)
@@ -139,7 +152,7 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p = sub.add_parser("interpolate", help="mix two weights files of one model: (1 - alpha) * FIRST + alpha * SECOND")
     p.add_argument("first", help="e.g. the weights a fine-tuning started from")
     p.add_argument("second", help="e.g. the fine-tuned weights")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of SECOND (default 0.5)")
+    p.add_argument("--alpha", type=_finite, default=0.5, help="weight of SECOND (default 0.5)")
     p.add_argument("-o", "--out", required=True, help="output weights file")
     p.add_argument("--title", default="", help="title stored in the metadata")
 

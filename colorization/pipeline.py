@@ -250,8 +250,8 @@ def load_colorizer(path: Union[str, os.PathLike, None] = None, device: Union[str
     device = choose_device(device)
     model, meta = load_weights(path, device)
     if temperature is not None and model.output == "classification":
-        if temperature <= 0:
-            raise ValueError("temperature must be positive")
+        if not 0 < temperature < math.inf:  # NaN fails too: it gave a near-black image
+            raise ValueError(f"temperature must be a positive number, got {temperature}")
         model.temperature = float(temperature)
     meta["path"] = str(path)
     return Colorizer(model, render_size or int(meta.get("render_size", DEFAULT_RENDER_SIZE)), device, meta)

@@ -174,6 +174,8 @@ def _typed(name: str, value: Any, hint: Any) -> Any:
     if not fits:
         raise ValueError(f"config key {name!r} must be {'a list of str' if kind is list else kind.__name__}, "
                          f"got {value!r:.60}")
+    if kind is float and not math.isfinite(value):  # a recipe's JSON may hold NaN or Infinity
+        raise ValueError(f"config key {name!r} must be a finite number, got {value!r}")
     return value
 
 

@@ -94,6 +94,23 @@ def test_clear_errors(tmp_path, weights_file):
     _one_line_error(run("train", "--data", str(tmp_path / "empty"), "--steps", "1"), "found 0")
 
 
+def test_non_finite_numbers_are_refused(tmp_path, weights_file, eval_photos):
+    """float() takes "nan" and "inf", which pass range checks: --temperature nan gave a near-black image, exit 0."""
+    photo, out = str(eval_photos[0]), str(tmp_path / "out")
+    for args in (["colorize", photo, "-o", out, "--weights", str(weights_file), "--temperature", "nan"],
+                 ["colorize", photo, "-o", out, "--weights", str(weights_file), "--blend", "inf"],
+                 ["evaluate", "--data", photo, "--weights", str(weights_file), "--intensity", "nan"],
+                 ["evaluate-video", "clip.mp4", "--weights", str(weights_file), "--blend", "0.5", "NaN"],
+                 ["train", "--lr=-inf", "--steps", "1"]):
+        r = run(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "must be a finite number" in r.stderr.splitlines()[-1], r.stderr
+    assert not (tmp_path / "out").exists()
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text('{"lr": NaN}')  # Python's json reads NaN
+    _one_line_error(run("train", "--config", str(recipe), "--steps", "1"), "'lr' must be a finite number")
+
+
 def test_info_shows_metadata(weights_file):
     r = run("info", str(weights_file))
     assert r.returncode == 0

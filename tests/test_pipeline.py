@@ -239,6 +239,19 @@ def test_predict_ab_is_the_upsampled_low_resolution_prediction(colorizer, eval_p
     assert np.array_equal(colorizer.predict_ab(l, 64), upsample_ab(small, l.shape))
 
 
+def test_a_temperature_must_be_a_positive_number(tmp_path):
+    from colorization import load_colorizer
+    from colorization.models import build_model
+    from colorization.weights import save_weights
+
+    path = tmp_path / "classification.safetensors"
+    save_weights(path, build_model("unet", base_channels=4, depth=1, output="classification"), {})
+    assert load_colorizer(path, "cpu", temperature=0.2).model.temperature == 0.2
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature must be a positive number"):
+            load_colorizer(path, "cpu", temperature=bad)
+
+
 def test_available_weights_puts_the_best_recorded_gain_first(tmp_path):
     from colorization.models import build_model
     from colorization.pipeline import available_weights
