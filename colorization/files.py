@@ -18,7 +18,8 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[str], object]) 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The name's start only: a name near the 255-byte limit plus mkstemp's letters would be too long to create.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
     os.close(fd)
     try:
         try:

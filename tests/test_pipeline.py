@@ -110,6 +110,15 @@ def test_tiny_photos_get_a_gray_baseline_and_scores(colorizer, size):
     assert result.size == size and scores["gray"]["psnr"] < 30 and scores["gray"]["colorfulness"] == 0
 
 
+def test_a_name_at_the_length_limit_is_written(colorizer, tmp_path):
+    """The temporary file beside the output must not need a longer name than the output (255 bytes)."""
+    name = "a" * 251 + ".png"
+    Image.new("RGB", (16, 12), (90, 140, 60)).save(tmp_path / name)
+    ((_, target),) = colorizer.colorize_files([tmp_path / name], tmp_path / "out", progress=False)
+    assert target == tmp_path / "out" / name and Image.open(target).size == (16, 12)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [name]
+
+
 def test_exif_rotation_is_applied(tmp_path):
     img = Image.new("RGB", (40, 20), (200, 30, 30))
     exif = Image.Exif()
