@@ -333,6 +333,9 @@ def _say(line: str) -> None:
     """One line on stderr, on a line of its own even while a progress bar is drawn."""
     from tqdm.auto import tqdm
 
+    if not sys.stderr.isatty() and any(not bar.disable for bar in tqdm._instances):
+        # In a file or pipe the bar's redraws ("\r") share one line, which tqdm's clearing does not end.
+        line = "\n" + line
     tqdm.write(line, file=sys.stderr)
 
 

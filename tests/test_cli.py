@@ -68,7 +68,8 @@ def test_evaluate_a_folder_holding_a_one_pixel_photo(tmp_path, weights_file, eva
     shutil.copy(eval_photos[0], folder / "a.png")
     Image.new("RGB", (1, 1), (200, 60, 30)).save(folder / "b_one_pixel.png")
     out = tmp_path / "report.json"
-    r = run("evaluate", "--weights", str(weights_file), "--data", str(folder), "--render-size", "64", "--json", str(out))
+    r = run("evaluate", "--weights", str(weights_file), "--data", str(folder), "--render-size", "64",
+            "--json", str(out))
     assert r.returncode == 0 and "error" not in r.stderr, r.stderr
     report = json.loads(out.read_text())
     assert report["images"] == 2 and report["per_image"][1]["gray"]["colorfulness"] == 0
@@ -164,14 +165,23 @@ def test_errors_and_warnings_start_their_own_line_beside_the_progress_bar(tmp_pa
     frames = [Image.new("RGB", (40, 30), (v, v, v)) for v in (30, 200)]
     frames[0].save(tmp_path / "c_animated.gif", save_all=True, append_images=frames[1:])
     shutil.copy(eval_photos[1], folder / "d.png")
-    r = run("colorize", str(folder), str(tmp_path / "c_animated.gif"), "-o", str(tmp_path / "out"),
-            "--weights", str(weights_file))
+    err = tmp_path / "stderr.log"
+    with open(err, "wb") as log:  # stderr a file, as when logged; text=True would turn each "\r" into "\n"
+        args = ["colorize", str(folder), str(tmp_path / "c_animated.gif"), "-o", str(tmp_path / "out"),
+                "--weights", str(weights_file)]
+        r = subprocess.run([sys.executable, "-m", "colorization", *args], stdout=subprocess.PIPE, stderr=log, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "2"}, cwd=tempfile.gettempdir(), timeout=600)
+    r.stderr = err.read_bytes().decode()
     assert r.returncode == 1 and "colorize" in r.stderr  # the bar was drawn
     # splitlines() also splits on "\r": what a terminal shows as a line of its own starts the line here.
     lines = r.stderr.splitlines()
     assert [ln for ln in lines if ln.startswith("error:")] == [ln for ln in lines if "error:" in ln]
     assert any(ln.startswith("error:") and "b_broken.png" in ln for ln in lines), r.stderr
     assert any(ln.startswith("warning:") and "c_animated.gif" in ln and "only the first" in ln for ln in lines)
+    # Also a line of its own in the file, where the bar's "\r" redraws are one line (as less and grep show it).
+    in_a_file = r.stderr.split("\n")
+    assert [ln for ln in in_a_file if "error:" in ln or "warning:" in ln] == [
+        ln for ln in in_a_file if ln.startswith(("error:", "warning:"))], r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c_animated.png", "d.png"]
 
 

@@ -196,7 +196,8 @@ for h, w in [(1, 256), (2, 1024), (7, 100), (8, 22), (256, 4), (8, 23), (16, 256
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]  # -11: a segmentation fault
-    results = {(int(h), int(w)): (small == "True", float(dx)) for h, w, small, dx in map(str.split, done.stdout.splitlines())}
+    results = {(int(h), int(w)): (small == "True", float(dx))
+               for h, w, small, dx in map(str.split, done.stdout.splitlines())}
     assert len(results) == 10
     for (h, w), (small, dx) in results.items():
         assert small == (min(h, w) < 8 or max(h, w) < 23), (h, w)
@@ -216,7 +217,7 @@ def test_cli_colorizes_and_evaluates_thin_clips(tmp_path, weights_file):
     assert "thin.mp4" in r.stdout and "per frame" in r.stdout.split("thin.mp4 ->")[1].splitlines()[0]
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and "thin.mp4" in warnings[0] and "too thin" in warnings[0], r.stderr
-    assert streams(tmp_path / "out" / "thin.mp4")["frames"] == 4 and streams(tmp_path / "out" / "short.mp4")["frames"] == 4
+    assert [streams(tmp_path / "out" / name)["frames"] for name in ("thin.mp4", "short.mp4")] == [4, 4]
     r = run("evaluate-video", str(thin), str(short), "--weights", str(weights_file), "--json", str(tmp_path / "r.json"))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     thin_report, short_report = json.loads((tmp_path / "r.json").read_text())
