@@ -255,6 +255,8 @@ def _evaluate(args) -> int:
 
     if args.intensity < 0:
         raise ValueError("--intensity must be at least 0")
+    if args.limit < 0:  # a slice's -1 would silently drop the last photo
+        raise ValueError(f"--limit must be at least 0 (0: every photo), got {args.limit}")
     colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
     if args.hints < 0:
         raise ValueError("--hints must be at least 0")

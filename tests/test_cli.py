@@ -46,6 +46,8 @@ def test_evaluate_intensity_zero_is_the_gray_baseline(tmp_path, weights_file, ev
     assert report["model"] == report["gray"]
     _one_line_error(run("evaluate", "--weights", str(weights_file), "--data", str(eval_photos[0]),
                         "--intensity", "-1"), "--intensity")
+    _one_line_error(run("evaluate", "--weights", str(weights_file), "--data", *map(str, eval_photos[:2]),
+                        "--limit", "-1"), "--limit must be at least 0")
 
 
 def test_colorize_folder_with_a_bad_file_colorizes_the_rest_and_fails(tmp_path, weights_file, eval_photos):
