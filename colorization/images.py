@@ -6,6 +6,7 @@ ends as one :class:`ImageError` that names the path and says what is wrong.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -100,6 +101,20 @@ def read_image(source: Union[PathLike, IO[bytes]], max_megapixels: float = MAX_M
 
 
 _SRGB = ImageCms.createProfile("sRGB")
+# Every RGB colour with channels in 0, 51, ..., 255: what a profile must leave unchanged to count as sRGB.
+_PROBE = np.stack(np.meshgrid(*[np.arange(0, 256, 51, dtype=np.uint8)] * 3, indexing="ij"), -1).reshape(1, -1, 3)
+
+
+@functools.lru_cache(maxsize=32)
+def _acts_as_srgb(icc: bytes) -> bool:
+    """Whether an ICC profile maps RGB colours as sRGB does (within one level), by its numbers, not its name:
+    a wide-gamut profile may be called "sRGB IEC61966-2.1"."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        probe = ImageCms.profileToProfile(Image.fromarray(_PROBE, "RGB"), profile, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):  # not an RGB profile, or not a usable one
+        return False
+    return int(np.abs(np.asarray(probe, np.int16) - _PROBE).max()) <= 1
 
 
 def _to_srgb(img: Image.Image, name: str, notes: list[str]) -> Image.Image:
@@ -112,7 +127,7 @@ def _to_srgb(img: Image.Image, name: str, notes: list[str]) -> Image.Image:
         return img
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
+        if _acts_as_srgb(icc):
             return img  # already what the pipeline assumes: skip a no-op transform
         alpha = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else None
         source = img.convert({"LA": "L", "PA": "RGB", "P": "RGB", "RGBA": "RGB"}.get(img.mode, img.mode))

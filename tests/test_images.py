@@ -19,11 +19,11 @@ def _s15(x: float) -> bytes:
     return struct.pack(">i", round(x * 65536))
 
 
-def display_p3_profile() -> bytes:
+def display_p3_profile(description: str = "Display P3 (test)") -> bytes:
     """A minimal ICC v2 matrix/TRC profile with Display P3's primaries (D50-adapted) and gamma 2.2, built here
     because no profile file can be downloaded in CI."""
     xyz = lambda *v: b"XYZ \0\0\0\0" + b"".join(map(_s15, v))  # noqa: E731
-    text = b"Display P3 (test)\0"
+    text = description.encode("ascii") + b"\0"
     tags = {
         b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0\0\0" + b"\0" * 67,
         b"wtpt": xyz(0.9642, 1.0, 0.8249),
@@ -84,6 +84,21 @@ def test_display_p3_photo_is_converted_to_srgb():
     assert np.array_equal(prepare(opened_by_a_user).truth, rgb.astype(np.uint8))
     # The converted colours are the ground truth the app scores against, and the source of L.
     assert np.array_equal(prepare(tagged).truth, rgb.astype(np.uint8))
+
+
+def test_a_wide_gamut_profile_named_srgb_is_converted():
+    """A profile's numbers decide whether it is sRGB, not its name: P3 called "sRGB IEC61966-2.1" is still P3."""
+    pixels = np.zeros((4, 12, 3), np.uint8)
+    pixels[:, :4] = (200, 60, 40)
+    pixels[:, 4:8] = (40, 200, 90)
+    pixels[:, 8:] = (90, 60, 220)
+    named_srgb = display_p3_profile("sRGB IEC61966-2.1")
+    description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(named_srgb)))
+    assert description.strip() == "sRGB IEC61966-2.1"
+    read = np.asarray(read_image(_saved(Image.fromarray(pixels), icc_profile=named_srgb)))
+    p3 = np.asarray(read_image(_saved(Image.fromarray(pixels), icc_profile=display_p3_profile())))
+    assert np.array_equal(read, p3)
+    assert np.abs(read.astype(int) - pixels).max() > 20
 
 
 def test_srgb_profile_and_alpha_are_kept():
