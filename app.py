@@ -87,6 +87,8 @@ def metrics_table(title: str, scores: dict) -> str:
 def _number(value, name: str, low: float, high: float) -> float:
     """A finite number in [low, high], or a gr.Error naming the setting (the API accepts any JSON)."""
     try:
+        if isinstance(value, bool):  # float(True) is 1.0
+            raise TypeError
         number = float(value)
     except (TypeError, ValueError):
         raise gr.Error(f"{name} must be a number between {low:g} and {high:g}, got {value!r:.40}") from None
@@ -205,7 +207,10 @@ def _colorize(path: str, upload_name: str, model: str, size: int, intensity: flo
         result.save(out, compress_level=1)  # several times faster than the default level, for a larger file
         prepared.gray.save(gray, compress_level=1)
     except (ValueError, OSError) as exc:
-        raise gr.Error(str(exc).replace(path, upload_name)) from None
+        message = str(exc).replace(path, upload_name)
+        for number, file in enumerate(hint_files, 1):  # a layer's message names its server path
+            message = message.replace(file, f"hint layer {number}")
+        raise gr.Error(message) from None
     except MemoryError:
         raise gr.Error("The server ran out of memory for this photo; try a smaller one.") from None
     notes = "".join(f"\n\n_Note: {n.replace(path, upload_name)}._" for n in photo.info.get("notes", []))

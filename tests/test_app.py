@@ -125,6 +125,14 @@ def test_hints_without_transparency_or_with_too_many_layers_get_a_clear_error(cl
         assert type(info.value).__name__ == "AppError"
 
 
+def test_a_hint_layer_that_is_not_an_image_is_named_without_its_server_path(client, server, tmp_path):
+    broken = tmp_path / "strokes.png"
+    broken.write_text("not an image")
+    with pytest.raises(Exception, match="hint layer 1: not an image") as info:
+        colorize(client, COLOUR, hints=_hints([broken]))
+    assert type(info.value).__name__ == "AppError" and str(server[1]) not in str(info.value)
+
+
 def _rgba(path: Path) -> Path:
     rgb = Image.open(EXAMPLES / "chelsea.jpg")
     alpha = Image.linear_gradient("L").resize(rgb.size)
@@ -213,6 +221,7 @@ def _strip(path: Path) -> Path:
     (None, "ok.jpg", {"intensity": -1}, "Colour intensity must be between 0 and 2"),
     (None, "ok.jpg", {"intensity": 1e9}, "Colour intensity must be between 0 and 2"),
     (None, "ok.jpg", {"intensity": None}, "Colour intensity must be a number"),
+    (None, "ok.jpg", {"intensity": True}, "Colour intensity must be a number"),
     (None, "ok.jpg", {"model": "missing.safetensors"}, "Unknown model"),
     (None, "ok.jpg", {"model": ["cnn.safetensors"]}, "Unknown model"),
 ])
