@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import IO, Iterable, Union
@@ -27,6 +28,8 @@ __all__ = [
     "to_rgb_array",
     "as_float",
     "as_uint8",
+    "icc_profile",
+    "icc_text",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -130,8 +133,13 @@ def _to_srgb(img: Image.Image, name: str, notes: list[str]) -> Image.Image:
         if _acts_as_srgb(icc):
             return img  # already what the pipeline assumes: skip a no-op transform
         alpha = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else None
-        source = img.convert({"LA": "L", "PA": "RGB", "P": "RGB", "RGBA": "RGB"}.get(img.mode, img.mode))
-        converted = ImageCms.profileToProfile(source, profile, _SRGB, outputMode="RGB")
+        if img.mode.startswith("I") and profile.profile.xcolor_space.strip() == "GRAY":
+            # 16-bit gray to 16-bit gray with sRGB's curve: Pillow's RGB output would keep only 8 of the bits.
+            source = img if img.mode == "I;16" else img.convert("I;16")
+            converted = ImageCms.profileToProfile(source, profile, _srgb_gray(), outputMode="I;16")
+        else:
+            source = img.convert({"LA": "L", "PA": "RGB", "P": "RGB", "RGBA": "RGB"}.get(img.mode, img.mode))
+            converted = ImageCms.profileToProfile(source, profile, _SRGB, outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as exc:
         # Browsers show a photo with an unusable profile as sRGB; so do we, and say so.
         notes.append(f"{name}: colour profile not applied, read as sRGB ({exc})")
@@ -141,6 +149,37 @@ def _to_srgb(img: Image.Image, name: str, notes: list[str]) -> Image.Image:
     if alpha is not None:
         converted.putalpha(alpha)
     return converted
+
+
+def icc_profile(space: str, tags: dict[bytes, bytes]) -> bytes:
+    """An ICC v2 display profile of colour space ``space`` ("RGB ", "GRAY") from its tags' bodies, PCS XYZ (D50)."""
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for signature, data in tags.items():
+        data += b"\0" * (-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    d50 = struct.pack(">3i", *(round(v * 65536) for v in (0.9642, 1.0, 0.8249)))
+    header = (struct.pack(">I", offset + len(body)) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntr"
+              + space.encode("ascii") + b"XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def icc_text(text: str) -> bytes:
+    """An ICC v2 'desc' tag's body."""
+    ascii_text = text.encode("ascii") + b"\0"
+    return b"desc\0\0\0\0" + struct.pack(">I", len(ascii_text)) + ascii_text + b"\0" * 78
+
+
+@functools.cache
+def _srgb_gray() -> ImageCms.ImageCmsProfile:
+    """A gray profile with sRGB's tone curve (ICC parametric curve 3) and white: a gray photo's sRGB, in 16 bits."""
+    s15 = lambda v: struct.pack(">i", round(v * 65536))  # noqa: E731 - ICC's s15Fixed16Number
+    curve = b"para\0\0\0\0" + struct.pack(">HH", 3, 0) + b"".join(
+        s15(v) for v in (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))
+    tags = {b"desc": icc_text("sRGB gray"), b"wtpt": b"XYZ \0\0\0\0" + s15(0.9642) + s15(1.0) + s15(0.8249),
+            b"kTRC": curve, b"cprt": b"text\0\0\0\0none\0"}
+    return ImageCms.ImageCmsProfile(io.BytesIO(icc_profile("GRAY", tags)))
 
 
 def check_size(size: tuple[int, int], max_megapixels: float, name: str = "image") -> None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from colorization import read_image
-from colorization.images import ImageWarning
+from colorization.images import ImageWarning, icc_profile, icc_text
 from colorization.pipeline import prepare
 
 
@@ -23,28 +23,26 @@ def display_p3_profile(description: str = "Display P3 (test)") -> bytes:
     """A minimal ICC v2 matrix/TRC profile with Display P3's primaries (D50-adapted) and gamma 2.2, built here
     because no profile file can be downloaded in CI."""
     xyz = lambda *v: b"XYZ \0\0\0\0" + b"".join(map(_s15, v))  # noqa: E731
-    text = description.encode("ascii") + b"\0"
-    tags = {
-        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0\0\0" + b"\0" * 67,
+    gamma = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(2.2 * 256)) + b"\0\0"
+    return icc_profile("RGB ", {
+        b"desc": icc_text(description),
         b"wtpt": xyz(0.9642, 1.0, 0.8249),
         b"rXYZ": xyz(0.515102, 0.241182, -0.001050),
         b"gXYZ": xyz(0.291965, 0.692236, 0.041882),
         b"bXYZ": xyz(0.157153, 0.066582, 0.784378),
-        b"rTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(2.2 * 256)) + b"\0\0",
+        b"rTRC": gamma, b"gTRC": gamma, b"bTRC": gamma,
         b"cprt": b"text\0\0\0\0no copyright, test profile\0",
-    }
-    tags[b"gTRC"] = tags[b"bTRC"] = tags[b"rTRC"]
-    table, body = b"", b""
-    offset = 128 + 4 + 12 * len(tags)
-    for sig, data in tags.items():
-        data += b"\0" * (-len(data) % 4)
-        table += sig + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    size = offset + len(body)
-    header = (struct.pack(">I", size) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ " + b"\0" * 12 + b"acsp"
-              + b"\0" * 24 + b"\0" * 4 + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\0" * 48)
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + body
+    })
+
+
+def gray_gamma_profile(gamma: float = 2.2) -> bytes:
+    """A gray ICC v2 profile with a pure gamma curve, as 'Gray Gamma 2.2'."""
+    return icc_profile("GRAY", {
+        b"desc": icc_text(f"Gray Gamma {gamma:g} (test)"),
+        b"wtpt": b"XYZ \0\0\0\0" + _s15(0.9642) + _s15(1.0) + _s15(0.8249),
+        b"kTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0",
+        b"cprt": b"text\0\0\0\0no copyright, test profile\0",
+    })
 
 
 def _saved(img: Image.Image, fmt: str = "PNG", **params) -> io.BytesIO:
@@ -107,6 +105,28 @@ def test_srgb_profile_and_alpha_are_kept():
     assert np.array_equal(np.asarray(read_image(_saved(rgba, icc_profile=srgb))), np.asarray(rgba))
     p3 = read_image(_saved(rgba, icc_profile=display_p3_profile()))
     assert p3.mode == "RGBA" and np.array_equal(np.asarray(p3)[..., 3], np.asarray(rgba)[..., 3])
+
+
+def test_a_sixteen_bit_gray_photo_with_a_profile_keeps_its_sixteen_bits():
+    ramp = np.linspace(0, 65535, 32 * 1024).reshape(32, 1024).astype(np.uint16)
+    assert Image.fromarray(ramp).mode == "I;16"
+    photo = read_image(_saved(Image.fromarray(ramp), icc_profile=gray_gamma_profile(2.2)))
+    pixels = prepare(photo).pixels
+    assert pixels.dtype == np.float32 and len(np.unique(pixels[..., 0])) > 30_000  # 8 bits would give 256
+    expected = _gamma_to_srgb(ramp / 65535.0, 2.2)
+    error = np.abs(pixels[..., 0] - expected)
+    assert error.max() < 1 / 255 and error.mean() < 0.05 / 255  # LittleCMS's 16-bit tables: 0.6 levels near black
+    assert (pixels[..., 0] == pixels[..., 2]).all()  # still gray
+    codes = (ramp // 257).astype(np.uint8)
+    eight_bit = np.asarray(read_image(_saved(Image.fromarray(codes), icc_profile=gray_gamma_profile(2.2))))
+    assert eight_bit.dtype == np.uint8  # 8-bit gray: RGB output, as before
+    assert np.abs(eight_bit[..., 0] - 255 * _gamma_to_srgb(codes / 255.0, 2.2)).max() < 1.1
+
+
+def _gamma_to_srgb(gray: np.ndarray, gamma: float) -> np.ndarray:
+    """Gray values of a gamma profile as sRGB values, by hand: luminance, then sRGB's curve."""
+    y = gray**gamma
+    return np.where(y > 0.0031308, 1.055 * y ** (1 / 2.4) - 0.055, 12.92 * y)
 
 
 def test_a_broken_profile_is_reported_and_the_photo_read_as_srgb():
