@@ -17,11 +17,15 @@ from PIL import Image
 from .color import lab_to_display, rgb_to_lab
 
 __all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "rgba_hints", "propagate", "simulated_hints", "suggested_colours", "training_hints", "leak_probe", "leak",
-           "SIGMA", "PULL"]
+           "SIGMA", "SIGMA_AB", "PULL"]
 
-# Lightness scale of the affinity exp(-dL^2 / 2 sigma^2), in L units, and the pull of the residual to zero:
-# the best PSNR with 2 and with 10 hints on photos no shipped model trained on (experiments/hint_propagation).
-SIGMA = 4.0
+# Lightness scale of the affinity exp(-dL^2 / 2 sigma^2) in L units, the same for the network's ab, and the pull of
+# the residual to zero. Chosen on both sides of the hint protocol, on 100 photos no shipped model trained on
+# (experiments/hint_propagation, "two sides"): the most gain at 10 hints whose one-dot leak stays under 10 %. The
+# earlier sigma 4 won PSNR alone by spreading every hint over the whole photo (97 % leak); with sigma 1 a step of
+# a few L units is a wall, and the pull can stay small so a hint still fills its own region.
+SIGMA = 1.0
+SIGMA_AB = 0.5
 PULL = 3e-5
 _HINT_WEIGHT = 1e3  # hinted pixels are nearly hard constraints
 MAX_SOLVE_PIXELS = 1 << 16  # the largest propagation solved directly (256 x 256): about 0.1-0.2 s on one core
@@ -85,13 +89,13 @@ def hint_tensor(hints: Union[Image.Image, np.ndarray], shape: tuple[int, int]):
 
 def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray,
               sigma: float = SIGMA, pull: float = PULL, max_pixels: int = MAX_SOLVE_PIXELS,
-              guide: Optional[np.ndarray] = None, sigma_guide: float = 1.0) -> np.ndarray:
+              sigma_ab: Optional[float] = SIGMA_AB) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
     the residual r, with a_ij = exp(-(L_i - L_j)^2 / 2 sigma^2) over 8 neighbours and c_i the hint weight.
-    ``guide`` (h, w, 2), e.g. the network's own ab, adds its edges: a_ij is also multiplied by
-    exp(-|g_i - g_j|^2 / 2 sigma_guide^2), so a correction stops where the predicted colour changes.
+    With ``sigma_ab`` the network's own colour edges count too: a_ij is also multiplied by
+    exp(-|ab_i - ab_j|^2 / 2 sigma_ab^2), so a correction stops where the predicted colour changes (None: L alone).
     Above ``max_pixels`` the residual is solved on a smaller copy and upsampled: the solve's time and memory
     grow faster than its size, and a large render size must not buy seconds.
     """
@@ -102,20 +106,19 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
         scale = np.sqrt(max_pixels / (h * w))
         size = (max(1, int(w * scale)), max(1, int(h * scale)))
         small = [cv2.resize(np.ascontiguousarray(a, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
-                 for a in (l, ab, hint_ab * hint_weight[..., None], hint_weight, *(() if guide is None else (guide,)))]
+                 for a in (l, ab, hint_ab * hint_weight[..., None], hint_weight)]
         covered = small[3] > 1e-3
         small_hint_ab = np.where(covered[..., None], small[2] / np.maximum(small[3], 1e-3)[..., None], 0.0)
         # The pull sums over pixels while the smoothness term does not change with resolution: scaled by the
         # pixel count, the copy's solution matches the full-size one.
         residual = propagate(small[0], small[1], small_hint_ab.astype(np.float32), np.where(covered, small[3], 0.0),
-                             sigma, pull * h * w / (size[0] * size[1]), max_pixels,
-                             small[4] if guide is not None else None, sigma_guide) - small[1]
+                             sigma, pull * h * w / (size[0] * size[1]), max_pixels, sigma_ab) - small[1]
         return ab + cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
-    return _solve(l, ab, hint_ab, hint_weight, sigma, pull, guide, sigma_guide)
+    return _solve(l, ab, hint_ab, hint_weight, sigma, pull, sigma_ab)
 
 
 def _solve(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray, sigma: float,
-           pull: float, guide: Optional[np.ndarray] = None, sigma_guide: float = 1.0) -> np.ndarray:
+           pull: float, sigma_ab: Optional[float]) -> np.ndarray:
     from scipy.sparse import diags  # SciPy comes with scikit-image; only hints need it
     from scipy.sparse.linalg import splu
 
@@ -123,8 +126,8 @@ def _solve(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.n
     n = h * w
     # Each pixel's features, scaled so that the affinity is exp(-|f_i - f_j|^2 / 2).
     f = (l.astype(np.float64) / sigma)[..., None]
-    if guide is not None:
-        f = np.concatenate([f, guide.astype(np.float64) / sigma_guide], axis=-1)
+    if sigma_ab:
+        f = np.concatenate([f, ab.astype(np.float64) / sigma_ab], axis=-1)
 
     def affinity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.exp(-((a - b) ** 2).sum(axis=-1) / 2)

@@ -1,12 +1,16 @@
-"""Both sides of the hint protocol for hint networks against the engine over the CNN, on the evaluation folders.
+"""Both sides of the hint protocol, for engine settings and for hint networks, on any set of photos.
 
-For each photo and model: the automatic result; for each propagation setting ("none": the network alone, else the
-engine's pull after the network, "pull/sigma" with the network's ab as a guide) the leak of one dot (``colorization.hints.leak_probe``) and the PSNR at each hint
-count (``simulated_hints``, seed = the photo's index, as ``evaluate --hints N --seed 0``). The network runs once per
-hint set and only the solve is repeated per setting: the same numbers as the pipeline, at a fraction of the time.
+For each photo and model: the automatic result, and for each setting the leak of one dot
+(``colorization.hints.leak_probe``) and the PSNR at 1, 2, 5, 10 and 20 hints (``simulated_hints``, seed = the photo's
+index, as ``evaluate --hints N --seed 0``). A setting is "none" (the network alone: a hint network's own answer) or
+the engine after the network: "pull" (L's edges alone), "pull/sigma_ab" (the network's ab edges too) or
+"pull/sigma_ab/sigma". The network runs once per hint set and only the solve is repeated per setting: the
+pipeline's numbers at a fraction of the time.
 
-    python experiments/hint_network/gpu_eval.py --models weights/cnn.safetensors runs/gpu5/hints_gpu.safetensors \
-        --json experiments/hint_network/results/gpu_eval.json
+    python experiments/hint_propagation/two_sided.py --models weights/cnn.safetensors --selection 100 \
+        --settings 1e-3 5e-4/0.3 --json experiments/hint_propagation/results/selection.json
+    python experiments/hint_propagation/two_sided.py --models weights/cnn.safetensors runs/gpu5/hints_gpu.safetensors \
+        --json experiments/hint_propagation/results/two_sided_eval.json
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ def photo_scores(colorizer, prepared, index: int, settings: list[str]) -> dict:
     def engine(net, small, setting: str):
         if setting == "none":
             return net
-        pull, _, sigma_guide = setting.partition("/")  # "pull" or "pull/sigma_guide" (the network's ab as guide)
-        guide = {"guide": net, "sigma_guide": float(sigma_guide)} if sigma_guide else {}
-        return propagate(l_small, net, *small, pull=float(pull), **guide)
+        # "pull" (L's edges alone), "pull/sigma_ab" (and the network's ab) or "pull/sigma_ab/sigma" (L's scale)
+        pull, sigma_ab, sigma = (setting.split("/") + ["", ""])[:3]
+        return propagate(l_small, net, *small, pull=float(pull), sigma_ab=float(sigma_ab) if sigma_ab else None,
+                         **({"sigma": float(sigma)} if sigma else {}))
 
     def hinted(hint_image):
         small = hints_at(hint_image, l_small.shape)
