@@ -127,6 +127,27 @@ def hint_curve(args) -> None:
                   f"colourfulness {report['model']['colorfulness']:.1f} of {report['ground_truth']['colorfulness']:.1f}",
                   flush=True)
             path.write_text(json.dumps(curve, indent=1))  # after each run: a long measurement keeps what it has
+    print(hint_table(curve))
+
+
+def hint_table(curve: dict) -> str:
+    """The model card's hint table (markdown) from a hints.json: PSNR per hint count (seed 0), both sides at 10."""
+    counts = sorted({int(n) for folder in curve["folders"].values() for n in folder})
+    rows = [f"| folder (photos) | gray | {' | '.join(f'{n} hints' for n in counts)} | gain at 10 | leak (photos) "
+            "| colourfulness at 0 / 10 hints (originals) |",
+            "|---|---:|" + "---:|" * len(counts) + "---:|---:|---|"]
+    for name, folder in curve["folders"].items():
+        runs = {int(n): seeds["0"] for n, seeds in folder.items() if "0" in seeds}
+        first, ten = runs[min(runs)], runs.get(10)
+        truth = first["ground_truth"]["colorfulness"]
+        cells = [f"{runs[n]['model']['psnr']:.2f}" if n in runs else "" for n in counts]
+        sides = [f"{ten['hint_gain']:+.2f}", f"{100 * ten['leak']:.0f} % ({ten['leak_photos']})"] if ten and "leak" in ten \
+            else ["", ""]
+        colour = " / ".join(f"{r['model']['colorfulness']:.1f} ({100 * r['model']['colorfulness'] / truth:.0f} %)"
+                            for r in (runs.get(0, first), ten) if r)
+        rows.append(f"| {name} ({first['images']}) | {first['gray']['psnr']:.2f} | {' | '.join(cells)} | "
+                    f"{' | '.join(sides)} | {colour} ({truth:.1f}) |")
+    return "\n".join(rows)
 
 
 def record(weights: str, reports: dict) -> None:
