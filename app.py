@@ -15,8 +15,8 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from colorization import (Colorizer, available_weights, colorize_video, is_grayish, load_colorizer, prepare, read_image,
-                          read_metadata, rgba_hints, score_prepared, suggested_colours)
+from colorization import (Colorizer, VideoBudget, available_weights, colorize_video, is_grayish, load_colorizer,
+                          prepare, read_image, read_metadata, rgba_hints, score_prepared, suggested_colours)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -35,6 +35,11 @@ BIG_MEGAPIXELS = float(os.environ.get("COLORIZE_BIG_MEGAPIXELS", "2"))
 # 24 frames/s take about 25 s: its length and frame size are bounded, and clips take the big lane, one at a time.
 MAX_VIDEO_SECONDS = float(os.environ.get("COLORIZE_MAX_VIDEO_SECONDS", "20"))
 MAX_VIDEO_MEGAPIXELS = float(os.environ.get("COLORIZE_MAX_VIDEO_MEGAPIXELS", "0.6"))
+# The work itself is counted as the frames are decoded, since a header's duration and frame rate can lie or be
+# missing: at most 600 frames (20 s at 30 frames/s; 100,000 frames of 16x16 at 5,000 frames/s last 20 s too) and
+# 600 frames' worth of the largest accepted frame. COLORIZE_MAX_VIDEO_FRAMES and COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS
+# set them.
+VIDEO_BUDGET = VideoBudget.from_environment(frames=600, megapixels=600 * MAX_VIDEO_MEGAPIXELS)
 RENDER_SIZES = (128, 512)  # the slider's range
 MAX_INTENSITY = 2.0
 # The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
@@ -259,7 +264,7 @@ def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: i
     try:
         stats = LANES["big"].submit(colorize_video, get_colorizer(model), path, out, temporal, render_size=size,
                                     max_seconds=MAX_VIDEO_SECONDS, max_megapixels=MAX_VIDEO_MEGAPIXELS,
-                                    progress=report).result()
+                                    budget=VIDEO_BUDGET, progress=report).result()
     except (ValueError, OSError) as exc:  # VideoError is a ValueError
         raise gr.Error(str(exc).replace(path, name)) from None
     steady = (f"steadied over time (blend {stats.blend:g}, {stats.reliable:.0%} of the pixels followed the motion, "
@@ -330,10 +335,11 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                 suggestions = gr.HTML()
         gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
     with gr.Tab("Video"):
-        gr.Markdown(f"Upload a clip of up to {MAX_VIDEO_SECONDS:g} s with frames of up to {MAX_VIDEO_MEGAPIXELS:g} "
-                    "megapixels (640x360 is 0.23). Each frame keeps its own lightness; with **Steady colours**, each "
-                    "frame's colours follow the previous frame's along the motion, so they do not flicker. The "
-                    "result is an H.264 MP4 at the clip's frame rate, with its sound.")
+        gr.Markdown(f"Upload a clip of up to {MAX_VIDEO_SECONDS:g} s and {VIDEO_BUDGET.frames} frames, with frames "
+                    f"of up to {MAX_VIDEO_MEGAPIXELS:g} megapixels (640x360 is 0.23). Each frame keeps its own "
+                    "lightness; with **Steady colours**, each frame's colours follow the previous frame's along the "
+                    "motion, so they do not flicker. The result is an H.264 MP4 at the clip's frame rate, with its "
+                    "sound.")
         with gr.Row():
             with gr.Column():
                 clip = gr.Video(label="Clip", sources=["upload"])

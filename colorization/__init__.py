@@ -15,14 +15,15 @@ from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, psnr, ssim
 from .models import MODELS, build_model
 from .pipeline import Colorizer, available_weights, load_colorizer, prepare
-from .video import (VideoError, VideoInfo, VideoStats, colorize_frames, colorize_video, evaluate_video, is_video,
-                    probe_video)
+from .video import (VideoBudget, VideoError, VideoInfo, VideoStats, colorize_frames, colorize_video, evaluate_video,
+                    is_video, probe_video)
 from .weights import WeightsError, load_weights, read_metadata, save_weights
 
 __all__ = [
     "Colorizer",
     "ImageError",
     "MODELS",
+    "VideoBudget",
     "VideoError",
     "VideoInfo",
     "VideoStats",

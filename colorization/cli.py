@@ -71,6 +71,19 @@ def _render_size(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# The work one clip may cost on the command line, counted as it is decoded (colorization.video.VideoBudget), far
+# above the app's: 500,000 frames are 4.6 h at 30 frames/s (about 3.5 h of work at 640x360 on 2 cores), 2,000,000
+# megapixels 2 h of 4K or 9 h of 1080p at 30 frames/s. COLORIZE_MAX_VIDEO_FRAMES and
+# COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS raise them, as they set the app's.
+VIDEO_FRAMES, VIDEO_MEGAPIXELS = 500_000, 2_000_000.0
+
+
+def _video_budget():
+    from .video import VideoBudget
+
+    return VideoBudget.from_environment(VIDEO_FRAMES, VIDEO_MEGAPIXELS, name_variables=True)
+
+
 _SOURCES = ("the public photo sets' names: imagenette and imagenette-val (downloaded once), starter and starter-eval "
             "(photos shipped with scikit-image, offline); see colorization.sources")
 
@@ -178,6 +191,7 @@ def _colorize(args) -> int:
         from .images import read_image
 
         hints = read_image(args.hints)
+    budget = _video_budget() if videos else None  # a bad variable is said before any photo is written
     failed = 0
     if files:
         for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size, hints=hints):
@@ -186,11 +200,11 @@ def _colorize(args) -> int:
                 _say(f"error: {result}")
         print(f"colorized {len(files) - failed} of {len(files)} photos into {args.out_dir}")
     if videos:
-        failed += _colorize_videos(colorizer, videos, args, hints)
+        failed += _colorize_videos(colorizer, videos, args, hints, budget)
     return 1 if failed else 0
 
 
-def _colorize_videos(colorizer, videos, args, hints) -> int:
+def _colorize_videos(colorizer, videos, args, hints, budget) -> int:
     """Each clip to OUT_DIR/<name>.mp4 with a progress bar; returns how many failed."""
     from tqdm.auto import tqdm
 
@@ -211,7 +225,8 @@ def _colorize_videos(colorizer, videos, args, hints) -> int:
 
             try:
                 stats = colorize_video(colorizer, path, out_dir / f"{name}.mp4", args.temporal, blend=blend,
-                                       render_size=args.render_size, hints=hints, progress=progress)
+                                       render_size=args.render_size, hints=hints, budget=budget,
+                                       progress=progress)
             except VideoError as exc:
                 failed += 1
                 _say(f"error: {exc}")
@@ -279,9 +294,11 @@ def _evaluate_video(args) -> int:
     colorizer = load_colorizer(args.weights, device=args.device)
     if args.frames is not None and args.frames < 2:
         raise ValueError("--frames must be at least 2 (the temporal measures compare frames)")
+    budget = _video_budget()
     reports = []
     for clip in args.clips:
-        report = evaluate_video(colorizer, clip, args.blend or [DEFAULT_BLEND], args.render_size, args.frames)
+        report = evaluate_video(colorizer, clip, args.blend or [DEFAULT_BLEND], args.render_size, args.frames,
+                                budget=budget)
         print(format_video_table(report, f"{colorizer.title} on {clip}"))
         for note in report["notes"]:
             _say(f"warning: {clip}: {note}")

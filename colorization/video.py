@@ -36,6 +36,7 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "VideoStats",
+    "VideoBudget",
     "VIDEO_EXTENSIONS",
     "DEFAULT_BLEND",
     "is_video",
@@ -55,7 +56,8 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".ts")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".ts",
+                    ".h264", ".264")  # the last two: raw H.264 streams, with no duration (VideoBudget bounds them)
 # Share of the previous output's ab (carried along the flow) kept in each frame where the flow is reliable:
 # chosen by measurement, experiments/video_blend/README.md.
 DEFAULT_BLEND = 0.8
@@ -127,6 +129,77 @@ class VideoStats:
         return self.frames / self.seconds if self.seconds > 0 else math.nan
 
 
+@dataclass(frozen=True)
+class VideoBudget:
+    """The most work one clip may cost, counted on the frames as they are decoded: a header's duration and frame
+    rate can lie or be missing (a raw H.264 stream has neither), and 100,000 frames of 16 x 16 at 5,000 frames/s
+    last 20 s. Every frame costs a pass of the network whatever its size, so frames are counted as well as pixels.
+    """
+
+    frames: Optional[int] = None  # frames decoded
+    megapixels: Optional[float] = None  # the decoded frames' pixels added up, in millions
+    # A spent budget's message names the environment variable that raises it (the CLI's; the app's users cannot).
+    name_variables: bool = False
+
+    FRAMES_VARIABLE = "COLORIZE_MAX_VIDEO_FRAMES"
+    MEGAPIXELS_VARIABLE = "COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS"
+
+    def __post_init__(self):
+        for name, value in (("frames", self.frames), ("megapixels", self.megapixels)):
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"a video budget's {name} must be a positive number, got {value!r}")
+
+    @classmethod
+    def from_environment(cls, frames: int, megapixels: float, name_variables: bool = False) -> "VideoBudget":
+        """``COLORIZE_MAX_VIDEO_FRAMES`` and ``COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS`` when set, else the caller's
+        defaults (the app's are a small host's, the CLI's larger); ValueError naming a variable that is not a
+        positive number. ``name_variables``: the message of a spent budget says which variable raises it."""
+        values = {}
+        for variable, default, kind in ((cls.FRAMES_VARIABLE, frames, int), (cls.MEGAPIXELS_VARIABLE, megapixels,
+                                                                              float)):
+            text = os.environ.get(variable)
+            try:
+                value = kind(text) if text is not None else default
+            except ValueError:
+                raise ValueError(f"{variable} must be a positive number, got {text!r}") from None
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{variable} must be a positive number, got {text!r}")
+            values[variable] = value
+        return cls(values[cls.FRAMES_VARIABLE], values[cls.MEGAPIXELS_VARIABLE], name_variables)
+
+    def _refuse(self, message: str, variable: str) -> VideoError:
+        return VideoError(f"{message} ({variable} raises this)" if self.name_variables else message)
+
+    def check_header(self, info: VideoInfo, path: PathLike) -> None:
+        """Refuse at once a clip whose header already claims more than the budget (it may claim less and lie)."""
+        frames = info.frames
+        if frames is None and info.seconds is not None and math.isfinite(info.fps):
+            frames = round(info.seconds * info.fps)
+        if not frames:
+            return
+        if info.frames:
+            claim, sure = f"{frames} frames", frames
+        else:  # duration times an average rate is approximate: refuse on it only 2 % past; decoding counts the rest
+            claim, sure = f"about {frames} frames ({info.seconds:.1f} s at {info.fps:g} frames/s)", 0.98 * frames
+        if self.frames is not None and sure > self.frames:
+            raise self._refuse(f"{path}: {claim}; at most {self.frames} frames are accepted", self.FRAMES_VARIABLE)
+        pixels = info.width * info.height
+        if self.megapixels is not None and sure * pixels > self.megapixels * 1e6:
+            raise self._refuse(f"{path}: {claim} of {info.width}x{info.height} make {frames * pixels / 1e6:.3g} "
+                               f"megapixels; at most {self.megapixels:g} megapixels of frames are accepted",
+                               self.MEGAPIXELS_VARIABLE)
+
+    def check(self, path: PathLike, frames: int, pixels: int) -> None:
+        """Refuse the clip once the frames decoded so far (``frames`` of ``pixels`` in all) are over the budget."""
+        if self.frames is not None and frames > self.frames:
+            raise self._refuse(f"{path}: more than {self.frames} frames; at most {self.frames} are accepted",
+                               self.FRAMES_VARIABLE)
+        if self.megapixels is not None and pixels > self.megapixels * 1e6:
+            raise self._refuse(f"{path}: its first {frames} frames already make {pixels / 1e6:.3g} megapixels; "
+                               f"at most {self.megapixels:g} megapixels of frames are accepted",
+                               self.MEGAPIXELS_VARIABLE)
+
+
 # --- reading -------------------------------------------------------------------------------------------------
 
 def _av():
@@ -195,28 +268,40 @@ def _check_limits(info: VideoInfo, path: PathLike, max_seconds: Optional[float],
         raise VideoError(f"{path}: {info.seconds:.1f} s long; at most {max_seconds:g} s is accepted")
 
 
-def read_frames(path: PathLike, max_frames: Optional[int] = None,
-                max_megapixels: float = MAX_MEGAPIXELS) -> Iterator[np.ndarray]:
-    """The clip's frames as (H, W, 3) uint8 RGB, one at a time; VideoError for a damaged or truncated file."""
+def read_frames(path: PathLike, max_frames: Optional[int] = None, max_megapixels: float = MAX_MEGAPIXELS,
+                budget: Optional[VideoBudget] = None) -> Iterator[np.ndarray]:
+    """The clip's frames as (H, W, 3) uint8 RGB, one at a time; VideoError for a damaged or truncated file, or
+    once the frames decoded are over ``budget``. ``max_frames`` stops quietly after that many frames."""
     with _open(path) as container:
         info = _info(container, path)
         _check_limits(info, path, None, max_megapixels)
-        for _, frame in _decoded(container, path, info, audio=None, max_frames=max_frames):
+        if budget is not None and max_frames is None:
+            budget.check_header(info, path)
+        for _, frame in _decoded(container, path, info, None, max_frames, max_megapixels, budget):
             yield _rgb(frame)
 
 
-def _decoded(container, path: PathLike, info: VideoInfo, audio: Optional[Callable], max_frames: Optional[int]):
-    """(index, av.VideoFrame) in display order; audio packets go to ``audio`` as they are demuxed."""
+def _decoded(container, path: PathLike, info: VideoInfo, audio: Optional[Callable], max_frames: Optional[int],
+             max_megapixels: float = MAX_MEGAPIXELS, budget: Optional[VideoBudget] = None):
+    """(index, av.VideoFrame) in display order; audio packets go to ``audio`` as they are demuxed. Each frame's
+    size is checked as decoded, and the work so far against ``budget``: the header may have said otherwise."""
     av = _av()
     video = container.streams.video[0]
     streams = [video] + ([container.streams.audio[0]] if audio and container.streams.audio else [])
-    count = 0
+    count = total = 0  # frames and pixels decoded
     try:
         for packet in container.demux(streams):
             if packet.stream.type == "audio":
                 audio(packet)
                 continue
             for frame in packet.decode():
+                pixels = frame.width * frame.height
+                if pixels > max_megapixels * 1e6:
+                    raise VideoError(f"{path}: frame {count + 1} is {frame.width}x{frame.height}, "
+                                     f"{pixels / 1e6:.2f} megapixels; at most {max_megapixels:g} are accepted")
+                total += pixels
+                if budget is not None:
+                    budget.check(path, count + 1, total)
                 yield count, frame
                 count += 1
                 if max_frames is not None and count >= max_frames:
@@ -481,14 +566,15 @@ class _Writer:
 def colorize_video(colorizer: Colorizer, src: PathLike, dst: PathLike, temporal: bool = True, *,
                    blend: float = DEFAULT_BLEND, render_size: Optional[int] = None, intensity: float = 1.0,
                    hints: Optional[ImageLike] = None, max_seconds: Optional[float] = None,
-                   max_megapixels: float = MAX_MEGAPIXELS,
+                   max_megapixels: float = MAX_MEGAPIXELS, budget: Optional[VideoBudget] = None,
                    progress: Optional[Callable[[int, Optional[int]], None]] = None,
                    crf: int = 18, preset: str = "veryfast") -> VideoStats:
     """Colorize the clip ``src`` into the H.264 MP4 ``dst`` (frame timing and audio kept); returns :class:`VideoStats`.
 
     ``temporal=False`` colorizes each frame alone (the per-frame baseline). ``progress(done, total)`` is called
-    after each frame (``total`` None when the header does not say). A clip over ``max_seconds`` or with frames
-    over ``max_megapixels``, or one that is not a video, damaged or truncated, raises :class:`VideoError`, and
+    after each frame (``total`` None when the header does not say). A clip over ``max_seconds``, with frames
+    over ``max_megapixels``, or whose decoded frames exceed ``budget`` (counted as they are decoded; see
+    :class:`VideoBudget`), or one that is not a video, damaged or truncated, raises :class:`VideoError`, and
     ``dst`` is then left as it was (written to a temporary file and renamed only when complete). Odd frame sizes
     lose their last row or column (H.264's 4:2:0 needs even sizes).
     """
@@ -504,6 +590,8 @@ def colorize_video(colorizer: Colorizer, src: PathLike, dst: PathLike, temporal:
         with _open(src) as source:
             info = _info(source, src)
             _check_limits(info, src, max_seconds, max_megapixels)
+            if budget is not None:
+                budget.check_header(info, src)
             state = _FrameColorizer(colorizer, temporal, blend, render_size, intensity, hints)
             with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as output:
                 writer: Optional[_Writer] = None
@@ -518,7 +606,7 @@ def colorize_video(colorizer: Colorizer, src: PathLike, dst: PathLike, temporal:
                     else:
                         writer.audio(packet)
 
-                for _, frame in _decoded(source, src, info, audio, max_frames=None):
+                for _, frame in _decoded(source, src, info, audio, None, max_megapixels, budget):
                     rgb = _rgb(frame)
                     if writer is None:  # sized by the first frame, which a display matrix may have turned
                         shape = rgb.shape[:2]
@@ -682,12 +770,14 @@ def cdc(frames: Sequence[np.ndarray]) -> float:
 # --- evaluation ----------------------------------------------------------------------------------------------
 
 def evaluate_video(colorizer: Colorizer, path: PathLike, blends: Sequence[float] = (DEFAULT_BLEND,),
-                   render_size: Optional[int] = None, max_frames: Optional[int] = None, progress: bool = True) -> dict:
+                   render_size: Optional[int] = None, max_frames: Optional[int] = None, progress: bool = True,
+                   budget: Optional[VideoBudget] = None) -> dict:
     """Colorize a colour clip from its gray version per frame (blend 0) and stabilised at each of ``blends``.
 
     Scores each against the original frames: PSNR, SSIM and colourfulness per frame (the photos' scorer, means
     over frames) and the warp error and CDC over the clip, beside the gray baseline and the original's own
-    temporal measures. The network runs once per frame for all blends.
+    temporal measures. The network runs once per frame for all blends. A clip over ``budget`` raises
+    :class:`VideoError` (the first ``max_frames`` frames are counted, when given).
     """
     from tqdm.auto import tqdm
 
@@ -704,7 +794,7 @@ def evaluate_video(colorizer: Colorizer, path: PathLike, blends: Sequence[float]
     scores = TemporalScores()
     total = min(info.frames or max_frames or 0, max_frames or info.frames or 0) or None
     frames = 0
-    for truth in tqdm(read_frames(path, max_frames), total=total, desc="evaluate-video", unit="frame",
+    for truth in tqdm(read_frames(path, max_frames, budget=budget), total=total, desc="evaluate-video", unit="frame",
                       disable=not progress):
         l = rgb_to_l(truth)
         l_small = colorizer.l_small(l, render_size)

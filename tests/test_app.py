@@ -441,3 +441,23 @@ def test_a_file_that_is_not_a_video_gets_a_clear_error(client, tmp_path):
     with pytest.raises(Exception, match="fake.mp4") as info:
         client.predict(handle_file(str(fake)), api_name="/colorize_clip")
     assert type(info.value).__name__ == "AppError"
+
+
+def test_a_clip_of_many_tiny_frames_is_refused_by_its_frame_count(client, tmp_path):
+    """Issue 26: the length bound alone let through 700 frames of 16x16 at 1,000 frames/s (0.7 s), each a pass of
+    the network; the app's budget (600 frames by default) refuses it before any work, in one sentence."""
+    import av
+
+    clip = tmp_path / "fast.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for i in range(700):
+            frame = np.full((16, 16, 3), (i * 7 % 256, 90, 160), np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    start = time.monotonic()
+    with pytest.raises(Exception, match=r"fast\.mp4: 700 frames; at most 600 frames are accepted") as info:
+        client.predict(handle_file(str(clip)), api_name="/colorize_clip")
+    assert type(info.value).__name__ == "AppError" and "COLORIZE" not in str(info.value)
+    assert time.monotonic() - start < 30

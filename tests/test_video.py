@@ -18,8 +18,8 @@ import pytest
 from skimage import data
 
 from colorization import load_colorizer
-from colorization.video import (DEFAULT_BLEND, TemporalScores, VideoError, cdc, colorize_frames, colorize_video,
-                                evaluate_video, probe_video, read_frames, warp_error)
+from colorization.video import (DEFAULT_BLEND, TemporalScores, VideoBudget, VideoError, cdc, colorize_frames,
+                                colorize_video, evaluate_video, probe_video, read_frames, warp_error)
 
 W, H = 160, 96
 
@@ -179,6 +179,90 @@ def test_bad_input_is_a_clear_error_and_leaves_no_output(shipped, tmp_path):
     assert isinstance(VideoError("x"), ValueError)  # the CLI's and the app's ImageError handling covers it
 
 
+def tiny_frames(n: int) -> list[np.ndarray]:
+    """``n`` frames of 16 x 16: almost no pixels, but each costs the network a pass."""
+    return [cv2.resize(f, (16, 16), interpolation=cv2.INTER_AREA) for f in pan_frames(n)]
+
+
+def test_a_clip_is_bounded_by_the_work_decoded_not_by_its_header(shipped, tmp_path):
+    """Issue 26: 100,000 frames of 16 x 16 at 5,000 frames/s last 20 s, and a raw H.264 stream has no duration, so
+    a bound on seconds let both through. Frames and their pixels are counted as they are decoded: a clip over the
+    budget is refused at once when its header says so, else when the budget is spent, with one message and no
+    output file."""
+    frames = tiny_frames(30)
+    fast = write_clip(tmp_path / "fast.mkv", frames, rate=5000)
+    raw = write_clip(tmp_path / "raw.h264", frames)
+    assert probe_video(raw).seconds is None and probe_video(raw).frames is None  # nothing to refuse it by
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.mp4").write_bytes(b"an older result")
+    done = []
+
+    def progress(frames: int, total) -> None:
+        done.append(frames)
+
+    budget = VideoBudget(frames=20)
+    with pytest.raises(VideoError, match=r"fast\.mkv: about \d+ frames \(0\.0 s at 5000 frames/s\); at most 20 frames"):
+        colorize_video(shipped, fast, out / "keep.mp4", max_seconds=20, budget=budget, progress=progress)
+    assert done == []  # refused before any work
+    with pytest.raises(VideoError, match=r"raw\.h264: more than 20 frames; at most 20 are accepted$"):
+        colorize_video(shipped, raw, out / "keep.mp4", max_seconds=20, budget=budget, progress=progress)
+    assert max(done) == 20  # stopped when the budget was spent
+    with pytest.raises(VideoError, match=r"raw\.h264: its first 11 frames already make 0\.00282 megapixels; "
+                                         r"at most 0\.00256 megapixels"):
+        colorize_video(shipped, raw, out / "new.mp4", budget=VideoBudget(megapixels=10 * 256 / 1e6))
+    with pytest.raises(VideoError, match="more than 20 frames"):
+        list(read_frames(raw, budget=budget))
+    assert len(list(read_frames(raw, max_frames=20, budget=budget))) == 20  # a prefix within the budget is fine
+    assert _leftovers(out) == ["keep.mp4"] and (out / "keep.mp4").read_bytes() == b"an older result"
+
+    within = VideoBudget(frames=30, megapixels=30 * 256 / 1e6)
+    for clip in (fast, raw):
+        stats = colorize_video(shipped, clip, out / f"{clip.stem}.mp4", budget=within)
+        assert stats.frames == 30 and streams(out / f"{clip.stem}.mp4")["frames"] == 30
+
+
+def test_a_video_budget_is_positive_and_read_from_the_environment(monkeypatch):
+    assert VideoBudget.from_environment(600, 360.0) == VideoBudget(600, 360.0)
+    monkeypatch.setenv("COLORIZE_MAX_VIDEO_FRAMES", "20")
+    monkeypatch.setenv("COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS", "1.5")
+    budget = VideoBudget.from_environment(600, 360.0, name_variables=True)
+    assert (budget.frames, budget.megapixels, budget.name_variables) == (20, 1.5, True)
+    for bad in ("0", "-5", "nan", "many"):
+        monkeypatch.setenv("COLORIZE_MAX_VIDEO_FRAMES", bad)
+        with pytest.raises(ValueError, match="COLORIZE_MAX_VIDEO_FRAMES must be a positive number"):
+            VideoBudget.from_environment(600, 360.0)
+    for bad in ({"frames": 0}, {"megapixels": math.inf}, {"megapixels": -1.0}):
+        with pytest.raises(ValueError, match="must be a positive number"):
+            VideoBudget(**bad)
+
+
+def test_cli_stops_a_clip_over_its_budget_with_one_line(tmp_path, weights_file):
+    """The command line's budget is larger than the app's; the same variables set it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "fast.mkv", tiny_frames(30), rate=5000)
+    write_clip(folder / "raw.h264", tiny_frames(30))
+    write_clip(folder / "short.mp4", tiny_frames(10))
+    r = run("colorize", str(folder), "-o", str(tmp_path / "out"), "--weights", str(weights_file),
+            env={"COLORIZE_MAX_VIDEO_FRAMES": "20"})
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2 and "fast.mkv" in errors[0] and "raw.h264: more than 20 frames" in errors[1], errors
+    assert all(e.endswith("(COLORIZE_MAX_VIDEO_FRAMES raises this)") for e in errors)
+    assert _leftovers(tmp_path / "out") == ["short.mp4"] and "colorized 1 of 3 clips" in r.stdout
+    r = run("evaluate-video", str(folder / "raw.h264"), "--weights", str(weights_file),
+            env={"COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS": "0.001"})
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "raw.h264: its first 4 frames already make" in errors[0], errors
+    assert errors[0].endswith("at most 0.001 megapixels of frames are accepted (COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS "
+                              "raises this)")
+    r = run("colorize", str(folder), "-o", str(tmp_path / "out2"), "--weights", str(weights_file),
+            env={"COLORIZE_MAX_VIDEO_FRAMES": "lots"})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "COLORIZE_MAX_VIDEO_FRAMES" in r.stderr, r.stderr
+    assert not (tmp_path / "out2").exists()
+
+
 def test_the_flow_never_crashes_on_small_or_thin_frames():
     """DIS raised on frames under 8 pixels a side and crashed the process on short wide ones (16 x 256): such
     frames get no motion and ``too_small``; every other size gets a flow that follows a one-pixel pan."""
@@ -260,9 +344,10 @@ def test_evaluate_video_reports_both_runs_beside_gray(shipped, tmp_path):
     assert report["ground_truth"]["colorfulness"] > 10 and math.isfinite(report["ground_truth"]["cdc"])
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    """``python -m colorization ...`` as a user runs it, from a folder that is not the repository."""
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m colorization ...`` as a user runs it, from a folder that is not the repository; ``env``: variables
+    added to the environment."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2", **(env or {})}
     return subprocess.run([sys.executable, "-m", "colorization", *args], capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir(), timeout=600)
 
