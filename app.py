@@ -4,10 +4,7 @@ import functools
 import math
 import os
 import re
-import sys
 import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -17,6 +14,7 @@ from PIL import Image
 
 from colorization import (Colorizer, VideoBudget, available_weights, colorize_video, is_grayish, load_colorizer,
                           prepare, read_image, read_metadata, rgba_hints, score_prepared, suggested_colours)
+from colorization.serving import Busy, Lane, low_priority
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -31,6 +29,13 @@ CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # ordinary photo
 # Photos above this go to a lane of their own: one at a time, at low CPU priority, so a few cheap uploads of
 # big photos cannot take the workers from everyone else.
 BIG_MEGAPIXELS = float(os.environ.get("COLORIZE_BIG_MEGAPIXELS", "2"))
+# Requests wait for their lane as coroutines, holding no thread; Gradio admits at most as many as the lanes can hold
+# and keeps the rest in its queue (at most QUEUE_SIZE). The big lane holds at most BIG_QUEUE requests (running and
+# waiting: about 14 s of 8 MP photos) and a session at most PER_SESSION in a lane (a page may have a clip, a new
+# photo's gray version and its colorization in flight); beyond that a request is refused at once with a message.
+BIG_QUEUE = int(os.environ.get("COLORIZE_BIG_QUEUE", "6"))
+PER_SESSION = int(os.environ.get("COLORIZE_PER_SESSION", "3"))
+QUEUE_SIZE = int(os.environ.get("COLORIZE_QUEUE_SIZE", "32"))
 # A clip costs about a second per 20 frames of 640x360 on 2 threads (bench/RESULTS.md: 21.6 frames/s), so 20 s of
 # 24 frames/s take about 25 s: its length and frame size are bounded, and clips take the big lane, one at a time.
 MAX_VIDEO_SECONDS = float(os.environ.get("COLORIZE_MAX_VIDEO_SECONDS", "20"))
@@ -54,13 +59,13 @@ if not WEIGHTS:
     raise SystemExit("No weights/*.safetensors found: train a model or download the weights first.")
 
 
-def _low_priority() -> None:
-    if sys.platform.startswith("linux"):  # Linux sets the priority of one thread; elsewhere it would be the process's
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
-LANES = {"ordinary": ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="ordinary"),
-         "big": ThreadPoolExecutor(1, thread_name_prefix="big", initializer=_low_priority)}
+LANES = {"ordinary": Lane("ordinary", CONCURRENCY, per_session=PER_SESSION, what="photos"),
+         "big": Lane("big", 1, capacity=BIG_QUEUE, per_session=PER_SESSION, what="large photos and clips",
+                     initializer=low_priority)}
+# Photos admitted to the lanes at once: the big lane's places plus, for the ordinary lane, one running and one
+# waiting per worker, so that big photos can never hold the places ordinary photos need.
+PHOTOS_ADMITTED = BIG_QUEUE + 2 * CONCURRENCY
+CLIPS_ADMITTED = max(1, BIG_QUEUE // 2)  # clips wait in Gradio's queue, leaving big photos half the big lane
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.jpg"))
 
 
@@ -143,7 +148,7 @@ def _upload_path(image) -> str:
     return _stored_file(image["path"])
 
 
-def _lane(path: str) -> ThreadPoolExecutor:
+def _lane(path: str) -> Lane:
     """The big lane for photos over BIG_MEGAPIXELS (read from the header alone), else the ordinary one."""
     try:
         with Image.open(path) as header:
@@ -166,9 +171,17 @@ def _hint_files(hints) -> list[str]:
     raise gr.Error("Hints must be an image editor value: {\"layers\": [RGBA image files of the photo's size]}.")
 
 
-@GPU
-def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE, intensity: float = 1.0,
-             hints: dict | None = None):
+async def _in_lane(lane: Lane, request: gr.Request | None, fn, *args):
+    """``fn(*args)`` in ``lane``, in the turn of the request's session (its client address when it sent none)."""
+    session = (request.session_hash or f"address {request.client.host}") if request and request.client else "-"
+    try:
+        return await lane.run(session, fn, *args)
+    except Busy as exc:
+        raise gr.Error(str(exc)) from None
+
+
+async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
+                   intensity: float = 1.0, hints: dict | None = None, request: gr.Request = None):
     """Colorize an uploaded photo, with the colours painted on it if any; returns (gray, colorized) for the
     slider, the PNG's path and a note. ``hints``: the editor's value, whose layers are RGBA images of the photo's
     size (API: ``{"background": None, "layers": [handle_file("hints.png")], "composite": None}``)."""
@@ -177,7 +190,8 @@ def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = 
     size = _render_size(render_size)
     intensity = _number(intensity, "Colour intensity", 0.0, MAX_INTENSITY)
     upload_name = str(image.get("orig_name") or "upload")
-    return _lane(path).submit(_colorize, path, upload_name, model, size, intensity, _hint_files(hints)).result()
+    return await _in_lane(_lane(path), request, _colorize, path, upload_name, model, size, intensity,
+                          _hint_files(hints))
 
 
 def _read_hints(files: list[str], size: tuple[int, int]) -> Image.Image | None:
@@ -191,6 +205,7 @@ def _read_hints(files: list[str], size: tuple[int, int]) -> Image.Image | None:
     return hints
 
 
+@GPU
 def _colorize(path: str, upload_name: str, model: str, size: int, intensity: float, hint_files: list[str]):
     try:  # ImageError and WeightsError are ValueErrors whose message says what is wrong
         colorizer = get_colorizer(model)
@@ -227,12 +242,12 @@ def _painted_share(hints: Image.Image) -> float:
     return sum(alpha.point(lambda a: 255 if a > 127 else 0).histogram()[255:]) / (hints.width * hints.height)
 
 
-def show_gray(image: dict | None):
+async def show_gray(image: dict | None, request: gr.Request = None):
     """A new photo: its gray version as the canvas to paint colours on (no strokes yet) and to click for suggestions."""
     if image is None:
         return None, None
     path = _upload_path(image)
-    return _lane(path).submit(_gray, path).result()
+    return await _in_lane(_lane(path), request, _gray, path)
 
 
 def _gray(path: str):
@@ -245,9 +260,8 @@ def _gray(path: str):
     return {"background": str(gray), "layers": [], "composite": None}, str(gray)
 
 
-@GPU
-def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
-                  temporal: bool = True, progress=gr.Progress()):
+async def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
+                        temporal: bool = True, request: gr.Request = None, progress=gr.Progress()):
     """Colorize an uploaded clip (steadied over time unless ``temporal`` is false); returns the MP4's path and a note."""
     if not isinstance(video, dict) or not isinstance(video.get("path"), str):
         raise gr.Error("Upload a clip first.")
@@ -262,9 +276,7 @@ def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: i
 
     out = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)) / f"{_safe_stem(name)}_colorized.mp4"
     try:
-        stats = LANES["big"].submit(colorize_video, get_colorizer(model), path, out, temporal, render_size=size,
-                                    max_seconds=MAX_VIDEO_SECONDS, max_megapixels=MAX_VIDEO_MEGAPIXELS,
-                                    budget=VIDEO_BUDGET, progress=report).result()
+        stats = await _in_lane(LANES["big"], request, _colorize_clip, model, path, out, temporal, size, report)
     except (ValueError, OSError) as exc:  # VideoError is a ValueError
         raise gr.Error(str(exc).replace(path, name)) from None
     steady = (f"steadied over time (blend {stats.blend:g}, {stats.reliable:.0%} of the pixels followed the motion, "
@@ -274,28 +286,38 @@ def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: i
     return str(out), note + "".join(f"\n\n_Note: {n.replace(path, name)}._" for n in stats.notes)
 
 
+@GPU
+def _colorize_clip(model: str, path: str, out: Path, temporal: bool, size: int, report):
+    return colorize_video(get_colorizer(model), path, out, temporal, render_size=size, max_seconds=MAX_VIDEO_SECONDS,
+                          max_megapixels=MAX_VIDEO_MEGAPIXELS, budget=VIDEO_BUDGET, progress=report)
+
+
 SUGGESTER = next((name for name in WEIGHTS if read_metadata(WEIGHTS[name])["model"]["args"].get("output")
                   == "classification"), None)
 
 
-def suggest(gray: dict | None, render_size: int, event: gr.SelectData):
+async def suggest(gray: dict | None, render_size: int, event: gr.SelectData, request: gr.Request = None):
     """Colours the classification model finds likely at the clicked point: shown, and put on the brush."""
     if SUGGESTER is None:
         raise gr.Error("Upload a photo first.")
     gray_path = _upload_path(gray)
     x, y = (int(v) for v in event.index)
     size = _render_size(render_size)
-    try:
-        l = prepare(read_image(gray_path, MAX_MEGAPIXELS), MAX_MEGAPIXELS).l
-        colours = _lane(gray_path).submit(suggested_colours, get_colorizer(SUGGESTER), l, (x, y), 6, size).result()
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+    colours = await _in_lane(_lane(gray_path), request, _suggest, gray_path, (x, y), size)
     swatches = " ".join(f'<span title="{share:.0%}" style="display:inline-block;width:2.2em;height:2.2em;'
                         f'border-radius:4px;background:{colour}"></span>' for colour, share in colours)
     shares = ", ".join(f"{colour} {share:.0%}" for colour, share in colours)
     html = f"<div>Likely colours at ({x}, {y}), now on the brush: {swatches}</div><small>{shares}</small>"
     palette = [colour for colour, _ in colours]
     return html, gr.ImageEditor(brush=gr.Brush(colors=palette + HINT_COLOURS, default_color=palette[0]))
+
+
+def _suggest(gray_path: str, point: tuple[int, int], size: int) -> list[tuple[str, float]]:
+    try:
+        l = prepare(read_image(gray_path, MAX_MEGAPIXELS), MAX_MEGAPIXELS).l
+        return suggested_colours(get_colorizer(SUGGESTER), l, point, 6, size)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
 
 
 # delete_cache: every hour, uploads and results older than an hour are removed, so a long-running Space never fills up.
@@ -354,16 +376,17 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
     model.change(lambda name: get_colorizer(name).render_size, model, size, api_visibility="private")
     # preprocess=False: the handlers get the raw upload, so even a file Pillow cannot open gets read_image's message,
     # and no path reaches Pillow before _stored_file has checked it (Gradio's preprocess would open it as given).
-    photo.change(show_gray, photo, [editor, picker], preprocess=False, api_visibility="private")
-    picker.select(suggest, [picker, size], [suggestions, editor], preprocess=False, api_visibility="private")
+    # The photo handlers share one concurrency group sized to the lanes; the clips have their own.
+    lanes = {"concurrency_id": "photo lanes", "concurrency_limit": PHOTOS_ADMITTED}
+    photo.change(show_gray, photo, [editor, picker], preprocess=False, api_visibility="private", **lanes)
+    picker.select(suggest, [picker, size], [suggestions, editor], preprocess=False, api_visibility="private", **lanes)
     button.click(colorize, [photo, model, size, intensity, editor], [slider, download, report], api_name="colorize",
-                 preprocess=False)
+                 preprocess=False, **lanes)
     clip_model.change(lambda name: get_colorizer(name).render_size, clip_model, clip_size, api_visibility="private")
     # The clip goes in as uploaded (preprocess=False): Gradio would otherwise re-encode it with an ffmpeg binary.
     clip_button.click(colorize_clip, [clip, clip_model, clip_size, temporal], [clip_result, clip_report],
-                      api_name="colorize_clip", preprocess=False)
+                      api_name="colorize_clip", preprocess=False, concurrency_id="clips",
+                      concurrency_limit=CLIPS_ADMITTED)
 
 if __name__ == "__main__":
-    # The queue lets requests through to the lanes, which bound the work actually done at once: a request
-    # waiting for the big lane must not hold one of the few places an ordinary photo needs to reach its lane.
-    demo.queue(default_concurrency_limit=64).launch(max_file_size=f"{MAX_UPLOAD_MB:g}mb")
+    demo.queue(max_size=QUEUE_SIZE).launch(max_file_size=f"{MAX_UPLOAD_MB:g}mb")
