@@ -179,7 +179,9 @@ def _colorize(args) -> int:
     from .pipeline import load_colorizer
     from .video import find_videos
 
-    colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
+    # The render size is checked against the memory it implies once the model is known, before any photo.
+    colorizer = load_colorizer(args.weights, device=args.device, render_size=args.render_size,
+                               temperature=args.temperature)
     videos = find_videos(args.paths)
     files = [f for f in find_images(args.paths) if f not in set(videos)]
     if not files and not videos:
@@ -227,9 +229,9 @@ def _colorize_videos(colorizer, videos, args, hints, budget) -> int:
                 stats = colorize_video(colorizer, path, out_dir / f"{name}.mp4", args.temporal, blend=blend,
                                        render_size=args.render_size, hints=hints, budget=budget,
                                        progress=progress)
-            except VideoError as exc:
+            except ImageError as exc:  # a VideoError, or a clip too long for the render size's memory
                 failed += 1
-                _say(f"error: {exc}")
+                _say(f"error: {exc}" if isinstance(exc, VideoError) else f"error: {path}: {exc}")
                 continue
         mode = f"stabilised, blend {stats.blend:g}, {stats.scene_cuts} scene cuts" if stats.temporal else "per frame"
         audio = f", audio {stats.audio}" if stats.audio else ", no audio"
@@ -272,7 +274,8 @@ def _evaluate(args) -> int:
         raise ValueError("--intensity must be at least 0")
     if args.limit < 0:  # a slice's -1 would silently drop the last photo
         raise ValueError(f"--limit must be at least 0 (0: every photo), got {args.limit}")
-    colorizer = load_colorizer(args.weights, device=args.device, temperature=args.temperature)
+    colorizer = load_colorizer(args.weights, device=args.device, render_size=args.render_size,
+                               temperature=args.temperature)
     if args.hints < 0:
         raise ValueError("--hints must be at least 0")
     args.data = _data_paths(args.data)
@@ -291,7 +294,7 @@ def _evaluate_video(args) -> int:
     from .pipeline import load_colorizer
     from .video import DEFAULT_BLEND, evaluate_video, format_video_table
 
-    colorizer = load_colorizer(args.weights, device=args.device)
+    colorizer = load_colorizer(args.weights, device=args.device, render_size=args.render_size)
     if args.frames is not None and args.frames < 2:
         raise ValueError("--frames must be at least 2 (the temporal measures compare frames)")
     budget = _video_budget()

@@ -11,18 +11,22 @@ see :mod:`colorization.quantize`). ``EffNetUNetColorizer(global_fusion=True)`` a
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.overrides import TorchFunctionMode
 
 from .color import denormalize_ab, normalize_ab, normalize_l
 from .quantize import ab_bins, annealed_mean
 
 __all__ = ["MODELS", "OUTPUTS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config",
-           "unwrap"]
+           "unwrap", "activation_bytes_per_pixel"]
 
 OUTPUTS = ("regression", "classification")
 
@@ -291,3 +295,47 @@ def unwrap(model: nn.Module) -> nn.Module:
 def model_config(model: nn.Module) -> dict:
     """The {"name", "args"} record that :func:`build_model` attached to a model."""
     return unwrap(model).config
+
+
+class _LiveTensors(TorchFunctionMode):
+    """The bytes of the tensors alive at once during the calls made under it, at their peak (a storage shared by
+    views counted once, a freed one no longer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.peak = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.live = {key: entry for key, entry in self.live.items() if not entry[0].expired()}
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                ref = StorageWeakRef(storage)
+                self.live.setdefault(ref.cdata, (ref, storage.nbytes()))
+        self.peak = max(self.peak, sum(nbytes for _, nbytes in self.live.values()))
+        return out
+
+
+# A multiple of every model's stride (at most 2**8) and large enough that the few fixed-size parts (a global vector)
+# are a negligible share of the count.
+_PROBE = 256
+
+
+@functools.lru_cache(maxsize=16)
+def _bytes_per_pixel(config: str) -> float:
+    spec = json.loads(config)
+    with torch.device("meta"):
+        model = build_model(spec["name"], **spec["args"]).eval()
+        with torch.inference_mode(), _LiveTensors() as live:
+            model(torch.zeros(1, 1, _PROBE, _PROBE))
+    return live.peak / _PROBE**2
+
+
+def activation_bytes_per_pixel(model: nn.Module) -> Optional[float]:
+    """Bytes one inference pass of ``model`` holds in activations at once, per pixel of its input, at their peak;
+    counted on a copy built on the meta device (nothing is allocated) at 256 x 256. The networks are convolutional,
+    so the count scales with the pixels. None for a model :func:`build_model` did not make."""
+    config = getattr(unwrap(model), "config", None)
+    return None if config is None else _bytes_per_pixel(json.dumps(config, sort_keys=True))

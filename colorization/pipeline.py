@@ -21,8 +21,9 @@ from PIL import Image
 from .color import gray_display, lab_to_display, rgb_to_l
 from .files import atomic_write
 from .images import MAX_MEGAPIXELS, ImageError, as_float, as_uint8, read_image, to_rgb_array
+from .models import activation_bytes_per_pixel, unwrap
 from .paths import weights_dir
-from .runtime import check_render_size, choose_device
+from .runtime import ACTIVATION_VARIABLE, check_render_size, choose_device, max_activation_bytes
 from .weights import WeightsError, load_weights, read_metadata
 
 __all__ = [
@@ -42,6 +43,9 @@ DEFAULT_RENDER_SIZE = 256
 # The network never sees more than render_size x (MAX_ASPECT * render_size) pixels: a photo longer than
 # that (a 1 x 10,000 strip) is rendered with a shorter short side instead of an unbounded long one.
 MAX_ASPECT = 4
+# The process's peak memory in a forward pass on the CPU was 1.03-1.33 times the live tensors' peak that
+# activation_bytes_per_pixel counts (oneDNN's reordered copies, the allocator): estimates include this margin.
+_BACKEND_OVERHEAD = 1.35
 ImageLike = Union[Image.Image, np.ndarray]
 
 
@@ -115,11 +119,43 @@ class Colorizer:
     def title(self) -> str:
         return str(self.info.get("title", self.info.get("model", {}).get("name", "model")))
 
+    @functools.cached_property
+    def activation_bytes_per_pixel(self) -> Optional[float]:
+        """The network's activation memory per input pixel (:func:`~colorization.models.activation_bytes_per_pixel`
+        with the backend's measured overhead); None for a model built outside :func:`~colorization.build_model`."""
+        per_pixel = activation_bytes_per_pixel(self.model)
+        return None if per_pixel is None else per_pixel * _BACKEND_OVERHEAD
+
+    def activation_bytes(self, shape: tuple[int, int]) -> float:
+        """Estimated activation memory of one pass on an L of ``shape`` (h, w) at the render resolution, padded to
+        the network's stride as its forward pads it; 0 when unknown."""
+        stride = getattr(unwrap(self.model), "stride", 1)
+        h, w = (-(-side // stride) * stride for side in shape)
+        return (self.activation_bytes_per_pixel or 0.0) * h * w
+
+    def check_render_size(self, size: int, shape: Optional[tuple[int, int]] = None) -> int:
+        """``size`` if it is a valid render size whose activations fit in
+        :func:`~colorization.runtime.max_activation_bytes`: for the render ``shape`` (h, w) of a photo, or without
+        one for a square photo, the least any photo needs. Else ValueError (ImageError for a photo's shape)."""
+        size = check_render_size(size)
+        need, allowed = self.activation_bytes(shape or (size, size)), max_activation_bytes()
+        if need > allowed:
+            amount = f"about {need / 1e9:.1f} GB for the network's activations; at most {allowed / 1e9:g} GB"
+            if shape is None:
+                raise ValueError(f"render size {size} needs {amount} is allowed even on a square photo "
+                                 f"({ACTIVATION_VARIABLE} raises it)")
+            raise ImageError(f"at render size {size} the network would see {shape[1]}x{shape[0]} pixels of this "
+                             f"photo and need {amount} is allowed ({ACTIVATION_VARIABLE} raises it); a smaller render "
+                             "size would do")
+        return size
+
     def l_small(self, l: np.ndarray, render_size: Optional[int] = None) -> np.ndarray:
-        """L (H, W) resized to the network's resolution (:func:`render_shape`) at ``render_size``."""
+        """L (H, W) resized to the network's resolution (:func:`render_shape`) at ``render_size``; ImageError
+        when its activations would not fit in memory (:meth:`check_render_size`)."""
         size = check_render_size(int(render_size or self.render_size))
         h, w = l.shape
         rh, rw = render_shape(h, w, size)
+        self.check_render_size(size, (rh, rw))
         # INTER_AREA averages when shrinking (no aliasing); upscaling tiny inputs is linear.
         return cv2.resize(l, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
 
@@ -198,9 +234,14 @@ class Colorizer:
         used: set[str] = set()
         for path in tqdm(paths, desc="colorize", unit="img", disable=not progress):
             try:
-                result = self(read_image(path), render_size, hints=hints)
+                image = read_image(path)
             except ImageError as exc:
                 yield path, exc
+                continue
+            try:
+                result = self(image, render_size, hints=hints)
+            except ImageError as exc:  # e.g. too long a photo for the render size's memory: say which photo
+                yield path, ImageError(f"{path}: {exc}")
                 continue
             name = path.stem
             while name in used:  # two inputs with one stem never overwrite each other
@@ -244,7 +285,9 @@ def load_colorizer(path: Union[str, os.PathLike, None] = None, device: Union[str
                    render_size: Optional[int] = None, temperature: Optional[float] = None) -> Colorizer:
     """Load a weights file (default: the best shipped one) into a ready :class:`Colorizer`.
 
-    ``temperature`` replaces a classification model's annealed-mean temperature (ignored otherwise).
+    ``temperature`` replaces a classification model's annealed-mean temperature (ignored otherwise). A render size
+    (``render_size``, else the file's own) whose activations would not fit in memory even on a square photo is
+    refused (:meth:`Colorizer.check_render_size`): ValueError, WeightsError when it is the file's.
     """
     path = Path(path) if path is not None else default_weights()
     device = choose_device(device)
@@ -254,4 +297,11 @@ def load_colorizer(path: Union[str, os.PathLike, None] = None, device: Union[str
             raise ValueError(f"temperature must be a positive number, got {temperature}")
         model.temperature = float(temperature)
     meta["path"] = str(path)
-    return Colorizer(model, render_size or int(meta.get("render_size", DEFAULT_RENDER_SIZE)), device, meta)
+    colorizer = Colorizer(model, render_size or int(meta.get("render_size", DEFAULT_RENDER_SIZE)), device, meta)
+    try:
+        colorizer.check_render_size(colorizer.render_size)
+    except ValueError as exc:
+        if render_size:
+            raise
+        raise WeightsError(f"{path}: its metadata's {exc}") from None
+    return colorizer

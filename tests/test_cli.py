@@ -10,9 +10,10 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    """``python -m colorization ...`` as a user runs it, from a folder that is not the repository."""
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m colorization ...`` as a user runs it, from a folder that is not the repository; ``env``: variables
+    added to the environment."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2", **(env or {})}
     return subprocess.run([sys.executable, "-m", "colorization", *args], capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir(), timeout=600)
 
@@ -228,3 +229,24 @@ def test_evaluate_with_simulated_hints(tmp_path, weights_file, eval_photos):
     # hints from the truth's own colours move the result towards the truth; gray is untouched
     assert reports[10]["model"]["psnr"] > reports[0]["model"]["psnr"] + 0.3
     assert reports[10]["gray"] == reports[0]["gray"]
+
+
+def test_a_render_size_is_bounded_by_the_memory_it_implies(tmp_path, weights_file):
+    """Issue 26: ``colorize --render-size 32768`` passed 9 GB. A size whose activations fit no photo is refused
+    before any photo; one that fits a square photo but not a long strip refuses the strip only."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(folder / "square.png")
+    Image.fromarray(np.full((100, 400, 3), 120, np.uint8)).save(folder / "strip.png")
+    # At 128 the test model needs about 14 MB for a square photo and 57 MB for the 4:1 strip (512 x 128).
+    r = run("colorize", str(folder), "-o", str(tmp_path / "small"), "--weights", str(weights_file),
+            "--render-size", "128", env={"COLORIZE_MAX_ACTIVATION_GB": "0.03"})
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(errors) == 1 and "strip.png: at render size 128 the network would see 512x128 pixels" in errors[0]
+    assert sorted(p.name for p in (tmp_path / "small").iterdir()) == ["square.png"]
+    for command in (["colorize", str(folder), "-o", str(tmp_path / "huge")], ["evaluate", "--data", str(folder)]):
+        r = run(*command, "--weights", str(weights_file), "--render-size", "32768")
+        _one_line_error(r, "render size 32768 needs about")
+        assert "COLORIZE_MAX_ACTIVATION_GB" in r.stderr
+    assert not (tmp_path / "huge").exists()

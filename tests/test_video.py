@@ -263,6 +263,21 @@ def test_cli_stops_a_clip_over_its_budget_with_one_line(tmp_path, weights_file):
     assert not (tmp_path / "out2").exists()
 
 
+def test_cli_names_a_clip_too_long_for_the_render_size_memory(tmp_path, weights_file):
+    """A clip whose frames at the render size would need more activation memory than allowed is refused by name, with
+    no output, and the batch goes on (issue 26, item 8)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "strip.mp4", [np.ascontiguousarray(cv2.resize(f, (400, 100))) for f in pan_frames(3)])
+    write_clip(folder / "square.mp4", [np.ascontiguousarray(f[:96, :96]) for f in pan_frames(3)])
+    r = run("colorize", str(folder), "-o", str(tmp_path / "out"), "--weights", str(weights_file),
+            "--render-size", "128", env={"COLORIZE_MAX_ACTIVATION_GB": "0.03"})
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(errors) == 1 and "strip.mp4: at render size 128 the network would see 512x128" in errors[0], errors
+    assert _leftovers(tmp_path / "out") == ["square.mp4"] and "colorized 1 of 2 clips" in r.stdout
+
+
 def test_the_flow_never_crashes_on_small_or_thin_frames():
     """DIS raised on frames under 8 pixels a side and crashed the process on short wide ones (16 x 256): such
     frames get no motion and ``too_small``; every other size gets a flow that follows a one-pixel pan."""

@@ -239,3 +239,46 @@ def test_bad_tensors_are_refused_by_load_and_info(tmp_path, capsys, change, mess
     with pytest.raises(WeightsError, match=message):
         load_weights(path)
     assert message in _refused_by_info(path, capsys)
+
+
+def test_a_render_size_whose_activations_would_not_fit_is_refused_at_load(tmp_path, monkeypatch):
+    """Issue 26: the parameter cap does not bound the activations (a 55 M-parameter U-Net whose metadata asked for
+    render size 2048 passed 9 GB on a 300 x 200 photo). This 0.2 M-parameter U-Net keeps 64 channels at full
+    resolution: at 2048 it needs about 11 GB even on a square photo, and the loader says so before any photo."""
+    from colorization import load_colorizer
+
+    path = tmp_path / "wide.safetensors"
+    save_weights(path, build_model("unet", base_channels=64, depth=1, max_channels=64), {"render_size": 2048})
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match=r"wide\.safetensors: its metadata's render size 2048 needs about 1\d\.\d GB "
+                                           r"for the network's activations; at most 5 GB is allowed even on a square "
+                                           r"photo \(COLORIZE_MAX_ACTIVATION_GB raises it\)$"):
+        load_colorizer(path, device="cpu")
+    assert time.perf_counter() - start < 30  # the count runs on the meta device: nothing of that size is allocated
+    assert load_colorizer(path, device="cpu", render_size=256).render_size == 256  # a size it can afford
+    with pytest.raises(ValueError, match="^render size 4096 needs about"):
+        load_colorizer(path, device="cpu", render_size=4096)
+    monkeypatch.setenv("COLORIZE_MAX_ACTIVATION_GB", "20")
+    assert load_colorizer(path, device="cpu").render_size == 2048
+    for bad in ("0", "nan", "lots"):
+        monkeypatch.setenv("COLORIZE_MAX_ACTIVATION_GB", bad)
+        with pytest.raises(ValueError, match="COLORIZE_MAX_ACTIVATION_GB must be a positive number"):
+            load_colorizer(path, device="cpu")
+
+
+def test_the_activation_count_follows_the_model_and_the_pixels():
+    """The meta-device count: more channels, more bytes per pixel; the classification head's 313 bins the most;
+    the same per pixel at any size (the networks are convolutional)."""
+    from colorization.models import _LiveTensors, activation_bytes_per_pixel
+
+    narrow, wide = (build_model("unet", base_channels=c, depth=2) for c in (8, 32))
+    assert 0 < activation_bytes_per_pixel(narrow) < activation_bytes_per_pixel(wide)
+    regression = activation_bytes_per_pixel(build_model("unet", base_channels=8, depth=2))
+    classification = activation_bytes_per_pixel(build_model("unet", base_channels=8, depth=2,
+                                                            output="classification"))
+    assert classification > 313 * 4 > regression  # float32 logits for each of the 313 bins, at every pixel
+    with torch.device("meta"):
+        model = build_model("unet", base_channels=32, depth=2).eval()
+        with torch.inference_mode(), _LiveTensors() as live:
+            model(torch.zeros(1, 1, 512, 768))
+    assert live.peak / (512 * 768) == pytest.approx(activation_bytes_per_pixel(wide), rel=0.01)
