@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import gradio as gr
 import torch
-from PIL import Image
 
 from colorization import (Colorizer, VideoBudget, available_weights, colorize_video, is_grayish, load_colorizer,
-                          prepare, read_image, read_metadata, rgba_hints, score_prepared, suggested_colours)
-from colorization.serving import Busy, Lane, low_priority
+                          prepare, read_image, read_metadata, score_prepared, suggested_colours)
+from colorization.serving import (COSTS, Busy, Lane, architecture, low_priority, painted_share, read_header,
+                                  read_hint_layers)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -26,9 +26,11 @@ except ImportError:
 MAX_MEGAPIXELS = float(os.environ.get("COLORIZE_MAX_MEGAPIXELS", "8"))
 MAX_UPLOAD_MB = float(os.environ.get("COLORIZE_MAX_UPLOAD_MB", "25"))
 CONCURRENCY = int(os.environ.get("COLORIZE_CONCURRENCY", "2"))  # ordinary photos colorized at once
-# Photos above this go to a lane of their own: one at a time, at low CPU priority, so a few cheap uploads of
-# big photos cannot take the workers from everyone else.
-BIG_MEGAPIXELS = float(os.environ.get("COLORIZE_BIG_MEGAPIXELS", "2"))
+# Requests whose work is estimated over this many seconds of one thread (serving.COSTS: the photo's pixels, the
+# render size, the model, hint layers, scoring, the PNGs) go to a lane of their own: one at a time, at low CPU
+# priority, so a few cheap uploads of costly requests cannot take the workers from everyone else. A 1024x768 colour
+# photo at render size 128 is 0.3 s; 1 MP at render size 512, or 2.5 MP at 256, are over it.
+BIG_SECONDS = float(os.environ.get("COLORIZE_BIG_SECONDS", "1"))
 # Requests wait for their lane as coroutines, holding no thread; Gradio admits at most as many as the lanes can hold
 # and keeps the rest in its queue (at most QUEUE_SIZE). The big lane holds at most BIG_QUEUE requests (running and
 # waiting: about 14 s of 8 MP photos) and a session at most PER_SESSION in a lane (a page may have a clip, a new
@@ -57,6 +59,7 @@ cv2.setNumThreads(torch.get_num_threads())  # OpenCV's own pool would also escap
 WEIGHTS = {path.name: path for path in available_weights()}  # best first
 if not WEIGHTS:
     raise SystemExit("No weights/*.safetensors found: train a model or download the weights first.")
+ARCHITECTURES = {name: architecture(read_metadata(path)) for name, path in WEIGHTS.items()}  # what a pass costs
 
 
 LANES = {"ordinary": Lane("ordinary", CONCURRENCY, per_session=PER_SESSION, what="photos"),
@@ -66,6 +69,8 @@ LANES = {"ordinary": Lane("ordinary", CONCURRENCY, per_session=PER_SESSION, what
 # waiting per worker, so that big photos can never hold the places ordinary photos need.
 PHOTOS_ADMITTED = BIG_QUEUE + 2 * CONCURRENCY
 CLIPS_ADMITTED = max(1, BIG_QUEUE // 2)  # clips wait in Gradio's queue, leaving big photos half the big lane
+# A clip counts as the most it may cost: its budget of frames at about 20 frames/s (bench/RESULTS.md: 21.6 on 2 threads).
+CLIP_SECONDS = VIDEO_BUDGET.frames / 20
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.jpg"))
 
 
@@ -148,14 +153,9 @@ def _upload_path(image) -> str:
     return _stored_file(image["path"])
 
 
-def _lane(path: str) -> Lane:
-    """The big lane for photos over BIG_MEGAPIXELS (read from the header alone), else the ordinary one."""
-    try:
-        with Image.open(path) as header:
-            megapixels = header.width * header.height / 1e6
-    except Exception:  # noqa: BLE001 - not an image, a bomb...: read_image in the lane gives the message
-        megapixels = 0.0
-    return LANES["big" if megapixels > BIG_MEGAPIXELS else "ordinary"]
+def _lane(seconds: float) -> Lane:
+    """The big lane for requests estimated over BIG_SECONDS, else the ordinary one."""
+    return LANES["big" if seconds > BIG_SECONDS else "ordinary"]
 
 
 def _hint_files(hints) -> list[str]:
@@ -171,11 +171,12 @@ def _hint_files(hints) -> list[str]:
     raise gr.Error("Hints must be an image editor value: {\"layers\": [RGBA image files of the photo's size]}.")
 
 
-async def _in_lane(lane: Lane, request: gr.Request | None, fn, *args):
-    """``fn(*args)`` in ``lane``, in the turn of the request's session (its client address when it sent none)."""
+async def _in_lane(lane: Lane, request: gr.Request | None, seconds: float, fn, *args):
+    """``fn(*args)`` in ``lane``, in the turn of the request's session (its client address when it sent none), whose
+    share of the lane is counted in estimated ``seconds``."""
     session = (request.session_hash or f"address {request.client.host}") if request and request.client else "-"
     try:
-        return await lane.run(session, fn, *args)
+        return await lane.run(session, seconds, fn, *args)
     except Busy as exc:
         raise gr.Error(str(exc)) from None
 
@@ -190,19 +191,13 @@ async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: 
     size = _render_size(render_size)
     intensity = _number(intensity, "Colour intensity", 0.0, MAX_INTENSITY)
     upload_name = str(image.get("orig_name") or "upload")
-    return await _in_lane(_lane(path), request, _colorize, path, upload_name, model, size, intensity,
-                          _hint_files(hints))
-
-
-def _read_hints(files: list[str], size: tuple[int, int]) -> Image.Image | None:
-    """The painted layers as one RGBA image of the photo's ``size`` (a canvas of another size is scaled to it)."""
-    hints = None
-    for file in files:
-        layer = rgba_hints(read_image(file, MAX_MEGAPIXELS))
-        if layer.size != size:
-            layer = layer.resize(size, Image.Resampling.NEAREST)
-        hints = layer if hints is None else Image.alpha_composite(hints, layer)
-    return hints
+    hint_files = _hint_files(hints)
+    # What the headers say (an unreadable file costs nothing here: decoding it fails at once, with its message).
+    header, layers = read_header(path), [read_header(file) for file in hint_files]
+    seconds = 0.0 if header is None else COSTS.colorize(
+        header.size, size, ARCHITECTURES[model], [layer.size for layer in layers if layer], scored=not header.gray)
+    return await _in_lane(_lane(seconds), request, seconds, _colorize, path, upload_name, model, size, intensity,
+                          hint_files)
 
 
 @GPU
@@ -211,8 +206,8 @@ def _colorize(path: str, upload_name: str, model: str, size: int, intensity: flo
         colorizer = get_colorizer(model)
         photo = read_image(path, MAX_MEGAPIXELS)
         prepared = prepare(photo, MAX_MEGAPIXELS)
-        hints = _read_hints(hint_files, photo.size)
-        share = _painted_share(hints) if hints else 0.0
+        hints = read_hint_layers(hint_files, photo.size, MAX_MEGAPIXELS)
+        share = painted_share(hints) if hints else 0.0
         hints = hints if share > 0 else None  # an untouched canvas is no hint
         painted = f" and your colours ({share:.1%} of the photo painted)" if hints else ""
         if is_grayish(prepared.pixels):
@@ -237,17 +232,14 @@ def _colorize(path: str, upload_name: str, model: str, size: int, intensity: flo
     return (str(gray), str(out)), str(out), note + notes
 
 
-def _painted_share(hints: Image.Image) -> float:
-    alpha = hints.getchannel("A")
-    return sum(alpha.point(lambda a: 255 if a > 127 else 0).histogram()[255:]) / (hints.width * hints.height)
-
-
 async def show_gray(image: dict | None, request: gr.Request = None):
     """A new photo: its gray version as the canvas to paint colours on (no strokes yet) and to click for suggestions."""
     if image is None:
         return None, None
     path = _upload_path(image)
-    return await _in_lane(_lane(path), request, _gray, path)
+    header = read_header(path)
+    seconds = 0.0 if header is None else COSTS.gray(header.size)
+    return await _in_lane(_lane(seconds), request, seconds, _gray, path)
 
 
 def _gray(path: str):
@@ -276,7 +268,8 @@ async def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_s
 
     out = Path(tempfile.mkdtemp(dir=demo.GRADIO_CACHE)) / f"{_safe_stem(name)}_colorized.mp4"
     try:
-        stats = await _in_lane(LANES["big"], request, _colorize_clip, model, path, out, temporal, size, report)
+        stats = await _in_lane(LANES["big"], request, CLIP_SECONDS, _colorize_clip, model, path, out, temporal, size,
+                               report)
     except (ValueError, OSError) as exc:  # VideoError is a ValueError
         raise gr.Error(str(exc).replace(path, name)) from None
     steady = (f"steadied over time (blend {stats.blend:g}, {stats.reliable:.0%} of the pixels followed the motion, "
@@ -303,7 +296,9 @@ async def suggest(gray: dict | None, render_size: int, event: gr.SelectData, req
     gray_path = _upload_path(gray)
     x, y = (int(v) for v in event.index)
     size = _render_size(render_size)
-    colours = await _in_lane(_lane(gray_path), request, _suggest, gray_path, (x, y), size)
+    header = read_header(gray_path)
+    seconds = 0.0 if header is None else COSTS.suggest(header.size, size, ARCHITECTURES[SUGGESTER])
+    colours = await _in_lane(_lane(seconds), request, seconds, _suggest, gray_path, (x, y), size)
     swatches = " ".join(f'<span title="{share:.0%}" style="display:inline-block;width:2.2em;height:2.2em;'
                         f'border-radius:4px;background:{colour}"></span>' for colour, share in colours)
     shares = ", ".join(f"{colour} {share:.0%}" for colour, share in colours)

@@ -4,6 +4,7 @@
 
 ``latency``: CPU latency of the whole pipeline on a 1024x768 photo at the default settings, stage by stage,
 beside the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x256, in the same run.
+``cost``: what each part of a photo request costs the app on one thread (the numbers of ``serving.COSTS``).
 ``load``: many concurrent ``gradio_client`` clients against a running demo (``python app.py``).
 """
 
@@ -33,7 +34,7 @@ from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 
 HINT_POINTS = 10
 
-__all__ = ["ECCV16Layout", "time_call", "latency", "train_throughput", "load", "main"]
+__all__ = ["ECCV16Layout", "time_call", "latency", "request_costs", "train_throughput", "load", "main"]
 
 
 class ECCV16Layout(nn.Module):
@@ -160,6 +161,139 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
                    "eccv16": sum(p.numel() for p in eccv16.parameters())},
         "model": colorizer.title, "render_size": colorizer.render_size, "threads": threads, "runs": runs,
     }
+
+
+def _coffee(size: tuple[int, int], kind: str = "JPEG") -> bytes:
+    """The coffee photo resized to ``size``, as JPEG bytes (quality 90) or PNG."""
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.coffee()).resize(size, Image.BICUBIC).save(buffer, kind, quality=90)
+    return buffer.getvalue()
+
+
+def _hint_layer(size: tuple[int, int]) -> bytes:
+    """An RGBA PNG of ``size`` with ten painted discs: one hint layer as the editor sends it."""
+    rng = np.random.default_rng(0)
+    points = [(float(x), float(y), "#2ca02c", size[0] / 50) for x, y in
+              zip(rng.uniform(0, size[0], HINT_POINTS), rng.uniform(0, size[1], HINT_POINTS))]
+    buffer = io.BytesIO()
+    hint_image(points, size).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _slope(times: dict[float, float]) -> tuple[float, float]:
+    """(per unit, fixed) of a straight line through the timings at the smallest and largest size."""
+    (x0, t0), (x1, t1) = min(times.items()), max(times.items())
+    per = (t1 - t0) / (x1 - x0)
+    return per, t0 - per * x0
+
+
+def request_costs(runs: int = 3, sizes: Sequence[float] = (1.0, 8.0), render_sizes: Sequence[int] = (128, 256, 512),
+                  hint_layers: int = 8) -> dict:
+    """Seconds of one thread for each part of the app's photo request (median of ``runs``), at photos of ``sizes``
+    megapixels (4:3), and the per-unit costs fitted from them (:class:`colorization.serving.Costs`); then whole
+    requests, timed and estimated, as a check of the fit."""
+    import cv2
+
+    from colorization.evaluation import score_images, score_prepared
+    from colorization.hints import rgba_hints
+    from colorization.pipeline import available_weights, render_shape
+    from colorization.hints import MAX_SOLVE_PIXELS
+    from colorization.serving import Costs, architecture, painted_share, read_hint_layers
+
+    torch.set_num_threads(1)  # as in the app on 2 cores: each request has one thread
+    cv2.setNumThreads(1)
+    median = lambda fn: float(np.median(time_call(fn, runs, warmup=1)))  # noqa: E731
+    colorizers = {path.name: load_colorizer(path, device="cpu") for path in available_weights()}
+    colorizer = next(iter(colorizers.values()))
+    stages: dict[str, dict[float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for megapixels in sizes:
+            width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+            size = (width, int(megapixels * 1e6 / width))
+            mp = size[0] * size[1] / 1e6
+            png, layer = _coffee(size, "PNG"), Path(tmp) / f"layer{megapixels}.png"
+            layer.write_bytes(_hint_layer(size))
+            photo = read_image(io.BytesIO(png))
+            prepared = prepare(photo)
+            ab_small = colorizer.predict_ab_small(prepared.l, 128)
+            result = colorizer.colorize_prepared(prepared, 128)
+            hints = rgba_hints(read_image(layer))
+            half = hints.resize((size[0] // 2, size[1] // 2))
+            rgb = lambda image: np.asarray(image.convert("RGB"))  # noqa: E731
+            timings = {
+                "decode": lambda: read_image(io.BytesIO(png)),
+                "prepare": lambda: prepare(photo),
+                "compose": lambda: compose(prepared.l, upsample_ab(ab_small, prepared.l.shape), prepared.alpha),
+                "score": lambda: score_images(rgb(result), rgb(prepared.gray), prepared.truth),
+                "encode": lambda: (result.save(io.BytesIO(), "PNG", compress_level=1),
+                                   prepared.gray.save(io.BytesIO(), "PNG", compress_level=1)),
+                "encode_gray": lambda: prepared.gray.save(io.BytesIO(), "PNG", compress_level=1),
+                "hint layer decode": lambda: rgba_hints(read_image(layer)),
+                "hint_layer": lambda: painted_share(Image.alpha_composite(hints, half.resize(size, Image.NEAREST))),
+            }
+            for name, fn in timings.items():
+                stages.setdefault(name, {})[mp] = median(fn)
+        network: dict[str, dict[float, float]] = {}
+        l = prepare(read_image(io.BytesIO(_coffee((1155, 866))))).l
+        for name, each in colorizers.items():
+            for render_size in render_sizes:
+                h, w = render_shape(*l.shape, render_size)
+                network.setdefault(name, {})[h * w / 1e6] = median(lambda: each.predict_ab_small(l, render_size))
+        # Files of one architecture share its cost: the slowest of them, at the largest render size measured.
+        per_architecture: dict[str, float] = {}
+        for name, each in colorizers.items():
+            per = _slope(network[name])[0]
+            key = architecture(each.info)
+            per_architecture[key] = max(per, per_architecture.get(key, 0.0))
+        photo = read_image(io.BytesIO(_coffee((1155, 866))))
+        layer = Path(tmp) / "layer_small.png"
+        layer.write_bytes(_hint_layer(photo.size))
+        hints = rgba_hints(read_image(layer))
+        propagation = {}
+        for render_size in render_sizes:
+            h, w = render_shape(photo.height, photo.width, render_size)
+            l_small = colorizer.l_small(prepare(photo).l, render_size)
+            ab = colorizer.predict_ab_small(prepare(photo).l, render_size)
+            propagation[h * w / 1e6] = median(lambda: propagate(l_small, ab, *hints_at(hints, (h, w))))
+        fits = {name: _slope(times) for name, times in stages.items()}
+        network_fits = {name: _slope(times) for name, times in network.items()}
+        # The solve is bounded: above MAX_SOLVE_PIXELS it runs on a smaller copy, so its cost is the bound's.
+        solved = {min(mp, MAX_SOLVE_PIXELS / 1e6): t for mp, t in propagation.items()}
+        costs = Costs(decode=max(fits["decode"][0], fits["hint layer decode"][0]),
+                      prepare=fits["prepare"][0], network=per_architecture, compose=fits["compose"][0],
+                      score=fits["score"][0], encode=fits["encode"][0], encode_gray=fits["encode_gray"][0],
+                      hint_layer=fits["hint_layer"][0], propagate=max(t / mp for mp, t in solved.items()))
+
+        # Whole requests as the app runs them (serving's hint layers, score_prepared, two PNGs), against the estimate.
+        def whole(jpeg: bytes, render_size: int, layers: list[Path]) -> None:
+            photo = read_image(io.BytesIO(jpeg))
+            prepared = prepare(photo)
+            hints = read_hint_layers([str(p) for p in layers], photo.size, 100) if layers else None
+            if hints is not None:
+                painted_share(hints)
+            result, _ = score_prepared(colorizer, prepared, render_size, 1.0, hints)
+            result.save(io.BytesIO(), "PNG", compress_level=1)
+            prepared.gray.save(io.BytesIO(), "PNG", compress_level=1)
+
+        big_layer = Path(tmp) / "layer8.png"
+        big_layer.write_bytes(_hint_layer((3265, 2450)))
+        cases = {
+            "1024x768 colour, render 128": ((1024, 768), 128, []),
+            "1632x1224 (2.0 MP) colour, render 512": ((1632, 1224), 512, []),
+            f"1632x1224 colour, render 512, {hint_layers} hint layers of 8 MP": ((1632, 1224), 512,
+                                                                              [big_layer] * hint_layers),
+            "3265x2450 (8 MP) colour, render 512": ((3265, 2450), 512, []),
+        }
+        checks = {}
+        for name, (size, render_size, layers) in cases.items():
+            jpeg = _coffee(size)
+            measured = median(lambda: whole(jpeg, render_size, layers))
+            checks[name] = (measured, costs.colorize(size, render_size, architecture(colorizer.info),
+                                                     [(3265, 2450)] * len(layers)))
+    return {"stages": stages, "network": network, "propagation": propagation, "costs": costs, "checks": checks,
+            "fits": fits, "network_fits": network_fits}
 
 
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, for the fraction-of-peak column.
@@ -336,6 +470,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tr.add_argument("--channels-last", action="store_true")
     tr.add_argument("--compile", action="store_true")
     tr.add_argument("--device")
+    co = sub.add_parser("cost", help="seconds of one thread for each part of a photo request (serving.COSTS)")
+    co.add_argument("--runs", type=int, default=3)
     ld = sub.add_parser("load", help="concurrent clients against a running app (start it first: python app.py)")
     ld.add_argument("--url", default="http://127.0.0.1:7860")
     ld.add_argument("--clients", type=int, default=16)
@@ -359,6 +495,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             frac = f"{100 * r['peak_fraction']:.1f}%" if r["peak_fraction"] is not None else "n/a"
             print(f"{r['model']:<{w}} {r['size']:>5} {r['batch']:>6} {r['images_per_s']:>9.1f} "
                   f"{r['gflops_per_image']:>10.2f} {r['tflops']:>8.3f} {frac:>13}")
+        return 0
+    if args.command == "cost":
+        report = request_costs(args.runs)
+        print(f"one thread; median of {args.runs} runs; torch {torch.__version__}; {_cpu_name()}, {os.cpu_count()} "
+              f"cores, load average {os.getloadavg()[0]:.1f}")
+        for name, times in report["stages"].items():
+            per, fixed = report["fits"][name]
+            cells = ", ".join(f"{mp:.2f} MP {t * 1e3:.0f} ms" for mp, t in times.items())
+            print(f"{name:<18} {cells}: {per * 1e3:.1f} ms per MP + {fixed * 1e3:.0f} ms")
+        for name, times in report["network"].items():
+            cells = ", ".join(f"{mp:.3f} MP {t * 1e3:.0f} ms" for mp, t in times.items())
+            print(f"network {name:<26} {cells}: {report['network_fits'][name][0] * 1e3:.0f} ms per network MP")
+        cells = ", ".join(f"{mp:.3f} MP {t * 1e3:.0f} ms" for mp, t in report["propagation"].items())
+        print(f"propagation (10 discs) {cells}")
+        number = lambda v: f"{v:.4g}" if isinstance(v, float) else repr({k: round(x, 4) for k, x in v.items()})  # noqa: E731
+        print(f"serving.Costs({', '.join(f'{k}={number(v)}' for k, v in vars(report['costs']).items())})")
+        for name, (measured, estimated) in report["checks"].items():
+            print(f"whole request, {name}: measured {measured:.2f} s, estimated {estimated:.2f} s")
         return 0
     if args.command == "latency":
         report = latency(args.weights, args.photo, args.runs, args.threads, args.render_size)
