@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional, Sequence, Union
 
@@ -14,9 +15,15 @@ from .metrics import colorfulness, image_metrics
 from .pipeline import Colorizer, Prepared, prepare
 
 __all__ = ["evaluate", "format_table", "prepare_for_protocol", "score_prepared", "score_images", "summarize",
-           "PROTOCOLS", "SCORE_KEYS"]
+           "PROTOCOLS", "SCORE_KEYS", "PSNR_CEILING"]
 
 SCORE_KEYS = ("psnr", "ssim", "colorfulness", "colorfulness_gap")
+# The most a photo's PSNR counts for in a mean. Scores are measured on 8-bit images, whose rounding to whole levels
+# alone leaves a mean squared error of 1/12 of a level squared (the variance of a uniform rounding error); an error
+# below that is no error 8 bits can show, so it counts as that floor: 10 log10(255^2 x 12) = 58.92 dB. Without it
+# one photo reproduced exactly (PSNR inf: a gray photo's gray baseline) made a folder's mean inf and its gain -inf.
+# Colorizations of colour photos stay far below it (the default model's best of Kodak24 and McMaster18: 30.2 dB).
+PSNR_CEILING = 10 * math.log10(255.0**2 * 12)
 # How a photo is turned into the truth that is scored: "full" as it is (every pixel), "imagenet256" resized to
 # 256 x 256 first (bicubic, no crop), as DDColor (ICCV 2023) and MultiColor (ACM MM 2024) score ImageNet val50k.
 PROTOCOLS = {"full": None, "imagenet256": (256, 256)}
@@ -42,14 +49,38 @@ def summarize(records: Sequence[dict]) -> dict:
 
     ``psnr_gain`` is the model's mean PSNR minus gray's (dB). ``evaluate`` and training validation both report this.
     The mean ``colorfulness_gap`` (dCF) is the mean of the per-photo gaps, not the gap between the means.
+    Each photo's PSNR counts at most :data:`PSNR_CEILING`, so a photo reproduced exactly leaves the means finite.
+    SSIM is the mean over the photos that have one (photos under 3 pixels a side have none), None when none has;
+    :func:`evaluate` says how many photos each rule touched.
     """
-    def mean(part: str, key: str) -> float:
-        return float(np.mean([r[part][key] for r in records]))
+    def mean(part: str, key: str) -> Optional[float]:
+        values = np.array([r[part][key] for r in records], dtype=np.float64)
+        if key == "psnr":
+            values = np.minimum(values, PSNR_CEILING)
+        values = values[~np.isnan(values)]
+        return float(values.mean()) if values.size else None
 
     summary = {part: {k: mean(part, k) for k in SCORE_KEYS} for part in ("model", "gray")}
     summary["ground_truth"] = {"colorfulness": mean("ground_truth", "colorfulness")}
     summary["psnr_gain"] = summary["model"]["psnr"] - summary["gray"]["psnr"]
     return summary
+
+
+def _coverage(records: Sequence[dict]) -> dict:
+    """How many photos :func:`summarize`'s rules touched: PSNRs counted at the ceiling (per part), and the photos
+    that have an SSIM."""
+    return {"psnr_capped": {part: sum(r[part]["psnr"] >= PSNR_CEILING for r in records) for part in ("model", "gray")},
+            "ssim_photos": sum(not math.isnan(r["model"]["ssim"]) for r in records)}
+
+
+def _json_safe(record):
+    """A per-photo record as JSON can hold it, by :func:`summarize`'s rules: an infinite score (only a PSNR can be:
+    a photo reproduced exactly) counts :data:`PSNR_CEILING`, a NaN one (SSIM under 3 pixels a side) is None."""
+    if isinstance(record, dict):
+        return {k: _json_safe(v) for k, v in record.items()}
+    if isinstance(record, float) and not math.isfinite(record):
+        return None if math.isnan(record) else min(record, PSNR_CEILING)
+    return record
 
 
 def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Optional[int] = None,
@@ -97,14 +128,19 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
     of other colours' pixels that one dot moves (:func:`colorization.hints.leak_probe`, same seed; ``leak_photos``
     photos have such pixels).
 
-    Returns ``{"images", "protocol", "render_size", "intensity", "weights", "per_image", "errors"}`` and the means of
-    :func:`summarize`; the gray baseline goes through the same ``compose`` as the model, so the two compare
-    fairly. ``intensity`` scales the predicted ab as the app's slider does.
+    Returns ``{"images", "protocol", "render_size", "intensity", "weights", "per_image", "errors"}``, the means of
+    :func:`summarize`, ``psnr_capped`` ({"model": n, "gray": n}: PSNRs counted at :data:`PSNR_CEILING`) and
+    ``ssim_photos`` (the photos with an SSIM, at least 3 pixels a side). The gray baseline goes through the same
+    ``compose`` as the model, so the two compare fairly. ``intensity`` scales the predicted ab as the app's slider
+    does. ``per_image`` holds what JSON can: a PSNR counts at most :data:`PSNR_CEILING`, as in the means, and a
+    missing SSIM is None. A negative ``limit`` is a ValueError.
     """
     from tqdm.auto import tqdm
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if limit < 0:  # files[:-1] would drop the last photo without a word
+        raise ValueError(f"limit must be at least 0 (0: every photo), got {limit}")
     files = find_images(paths)
     if limit:
         files = files[:limit]
@@ -141,8 +177,9 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         "hint_seed": int(seed),
         "weights": colorizer.info.get("path"),
         **summarize(per_image),
+        **_coverage(per_image),
         **sides,
-        "per_image": per_image,
+        "per_image": [_json_safe(r) for r in per_image],
         "errors": errors,
     }
 
@@ -163,7 +200,8 @@ def format_table(report: dict, title: str = "") -> str:
     lines = [title] if title else []
     lines.append(f"{'':14}{'PSNR (dB)':>11}{'SSIM':>9}{'colourfulness':>15}" + (f"{'dCF':>7}" if gap else ""))
     for name, part in (("model", report["model"]), ("gray baseline", report["gray"])):
-        lines.append(f"{name:14}{part['psnr']:>11.2f}{part['ssim']:>9.4f}{part['colorfulness']:>15.1f}"
+        ssim = "n/a" if part["ssim"] is None else f"{part['ssim']:.4f}"  # no photo was 3 pixels a side
+        lines.append(f"{name:14}{part['psnr']:>11.2f}{ssim:>9}{part['colorfulness']:>15.1f}"
                      + (f"{part['colorfulness_gap']:>7.1f}" if gap else ""))
     lines.append(f"{'ground truth':14}{'':>11}{'':>9}{report['ground_truth']['colorfulness']:>15.1f}")
     gain = report["model"]["psnr"] - report["gray"]["psnr"]

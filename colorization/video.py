@@ -835,7 +835,8 @@ def format_video_table(report: dict, title: str = "") -> str:
                  f"{'CDC x1e3':>10}")
     rows = [(r["name"], r) for r in report["runs"]] + [("gray", report["gray"])]
     for name, r in rows:
-        lines.append(f"{name:14}{r['psnr']:>10.2f}{r['ssim']:>8.4f}{r['colorfulness']:>10.1f}"
+        ssim = "n/a" if r["ssim"] is None else f"{r['ssim']:.4f}"  # frames under 3 pixels a side have none
+        lines.append(f"{name:14}{r['psnr']:>10.2f}{ssim:>8}{r['colorfulness']:>10.1f}"
                      f"{1e3 * r['warp_error']:>10.3f}{r['warp_error_ab']:>9.3f}{1e3 * r['cdc']:>10.3f}")
     gt = report["ground_truth"]
     lines.append(f"{'original':14}{'':>10}{'':>8}{gt['colorfulness']:>10.1f}{1e3 * gt['warp_error']:>10.3f}"
