@@ -155,11 +155,15 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
             errors.append(str(exc))
             continue
         wanted = simulated_hints(prepared.truth, hints, seed + index) if hints else None
-        _, scores = score_prepared(colorizer, prepared, size, intensity, wanted)
-        per_image.append({"file": str(path), **scores, **(_hint_sides(colorizer, prepared, size, intensity,
-                                                                      seed + index) if hints else {})})
+        try:  # e.g. a photo too long for the render size's activation memory: the others are still scored
+            _, scores = score_prepared(colorizer, prepared, size, intensity, wanted)
+            photo_sides = _hint_sides(colorizer, prepared, size, intensity, seed + index) if hints else {}
+        except ImageError as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        per_image.append({"file": str(path), **scores, **photo_sides})
     if not per_image:
-        raise ImageError("none of the photos could be read: " + "; ".join(errors[:3]))
+        raise ImageError("none of the photos could be scored: " + "; ".join(errors[:3]))
     sides = {}
     if hints:
         leaks = [r["leak"] for r in per_image if r["leak"] is not None]

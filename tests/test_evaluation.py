@@ -72,3 +72,15 @@ def test_a_negative_limit_is_refused(colorizer, tmp_path):
     assert evaluate(colorizer, [tmp_path], render_size=64, limit=1, progress=False)["images"] == 1
     with pytest.raises(ValueError, match="limit must be at least 0"):
         evaluate(colorizer, [tmp_path], render_size=64, limit=-1, progress=False)
+
+
+def test_a_photo_too_long_for_the_render_size_memory_is_an_error_and_the_rest_are_scored(colorizer, tmp_path,
+                                                                                          monkeypatch):
+    """At render size 128 the test model needs about 14 MB for a square photo and 57 MB for a 4:1 strip."""
+    _save(tmp_path / "square.png", np.full((64, 64, 3), 100, np.uint8))
+    _save(tmp_path / "strip.png", np.full((100, 400, 3), 100, np.uint8))
+    monkeypatch.setenv("COLORIZE_MAX_ACTIVATION_GB", "0.03")
+    report = evaluate(colorizer, [tmp_path], render_size=128, progress=False)
+    assert report["images"] == 1 and report["per_image"][0]["file"].endswith("square.png")
+    (error,) = report["errors"]
+    assert "strip.png: at render size 128 the network would see 512x128 pixels" in error
