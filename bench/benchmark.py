@@ -509,8 +509,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"network {name:<26} {cells}: {report['network_fits'][name][0] * 1e3:.0f} ms per network MP")
         cells = ", ".join(f"{mp:.3f} MP {t * 1e3:.0f} ms" for mp, t in report["propagation"].items())
         print(f"propagation (10 discs) {cells}")
-        number = lambda v: f"{v:.4g}" if isinstance(v, float) else repr({k: round(x, 4) for k, x in v.items()})  # noqa: E731
-        print(f"serving.Costs({', '.join(f'{k}={number(v)}' for k, v in vars(report['costs']).items())})")
+        shown = {k: f"{v:.4g}" if isinstance(v, float) else repr({a: round(x, 4) for a, x in v.items()})
+                 for k, v in vars(report["costs"]).items()}
+        print(f"serving.Costs({', '.join(f'{k}={v}' for k, v in shown.items())})")
         for name, (measured, estimated) in report["checks"].items():
             print(f"whole request, {name}: measured {measured:.2f} s, estimated {estimated:.2f} s")
         return 0

@@ -1,5 +1,10 @@
-"""Serving mechanics for the demo, without Gradio: what a request costs, and lanes that run the work on a few
-threads while the requests waiting for them hold none, served in turn by session."""
+"""Serving mechanics for the demo, without Gradio: limits from the environment, checks of the raw values an API
+request may send, the files a request may read and write, the work of each request, what it costs, and the lanes
+that run it on a few threads while the requests waiting for them hold none, each session served its share.
+
+The app (``app.py``) keeps the page: it turns :class:`RequestError` into the message a user sees and formats the
+results. Every refusal is one sentence, the same whatever a hostile request sends.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,369 @@ import contextvars
 import functools
 import heapq
 import itertools
+import math
 import os
+import re
 import sys
+import tempfile
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
+import cv2
+import torch
 from PIL import Image
 
-from .hints import MAX_SOLVE_PIXELS, rgba_hints
+from .color import is_grayish
+from .evaluation import score_prepared
+from .hints import MAX_SOLVE_PIXELS, rgba_hints, suggested_colours
 from .images import read_image
-from .pipeline import render_shape
+from .pipeline import Colorizer, prepare, render_shape
+from .video import VideoBudget, VideoStats, colorize_video
 
-__all__ = ["COSTS", "Busy", "Costs", "Header", "Lane", "architecture", "low_priority", "painted_share", "read_header",
-           "read_hint_layers"]
+__all__ = [
+    "COSTS",
+    "NOT_UPLOADED",
+    "Busy",
+    "ClipResult",
+    "Costs",
+    "Header",
+    "Lane",
+    "Lanes",
+    "Limits",
+    "PhotoResult",
+    "RequestError",
+    "architecture",
+    "choice",
+    "colorize_clip_upload",
+    "colorize_seconds",
+    "colorize_upload",
+    "flag",
+    "gray_seconds",
+    "gray_version",
+    "hint_files",
+    "low_priority",
+    "number",
+    "painted_share",
+    "read_header",
+    "read_hint_layers",
+    "render_size",
+    "safe_stem",
+    "session_key",
+    "share_cpu",
+    "stored_file",
+    "suggest_at",
+    "suggest_seconds",
+    "upload_path",
+]
+
 
 Size = tuple[int, int]  # (width, height)
 
+
+class RequestError(ValueError):
+    """A request refused or failed for a reason its sender should read; the message says what, in one sentence."""
+
+
+class Busy(RequestError):
+    """A request refused because its lane, or its session's share of the lane, is full; the message says which."""
+
+
+# --- Limits -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limits:
+    """What one host accepts and how much it runs at once; the defaults fit a free 2-vCPU Space, where the worst
+    accepted request costs a worker a few seconds (bench/RESULTS.md). :meth:`from_environment` reads the
+    ``COLORIZE_*`` variables a bigger host sets."""
+
+    max_megapixels: float = 8.0  # per photo and hint layer
+    max_upload_mb: float = 25.0  # per file
+    concurrency: int = 2  # ordinary requests run at once (the ordinary lane's workers)
+    # Requests whose work is estimated (Costs) over this many seconds of one thread go to the big lane: one at a
+    # time, at low CPU priority, so a few cheap uploads of costly requests cannot take the workers from everyone
+    # else. A 1024x768 colour photo at render size 128 is 0.3 s; 1 MP at render size 512, or 2.5 MP at 256, are over.
+    big_seconds: float = 1.0
+    # Requests wait for their lane holding no thread, and the queue admits only what the lanes hold: the big lane at
+    # most big_queue requests (running and waiting, about 14 s of 8 MP photos), a session at most per_session places
+    # in a lane (a page may have a clip, a new photo's gray version and its colorization in flight), the queue at
+    # most queue_size waiting. Beyond these a request is refused at once.
+    big_queue: int = 6
+    per_session: int = 3
+    queue_size: int = 32
+    # A clip costs about a second per 20 frames of 640x360 on 2 threads (bench/RESULTS.md: 21.6 frames/s), so 20 s
+    # of 24 frames/s take about 25 s: its length and frame size are bounded, and it takes the big lane.
+    max_video_seconds: float = 20.0
+    max_video_megapixels: float = 0.6
+    # The work of a clip is counted as its frames are decoded (a header's duration and frame rate can lie or be
+    # missing): at most 600 frames (20 s at 30 frames/s) and 600 frames' worth of the largest accepted frame, unless
+    # COLORIZE_MAX_VIDEO_FRAMES and COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS say otherwise.
+    video_budget: VideoBudget = field(default_factory=lambda: VideoBudget(600, 600 * 0.6))
+    render_sizes: tuple[int, int] = (128, 512)  # the slider's range, in steps of 32
+    max_intensity: float = 2.0
+    max_hint_layers: int = 8  # the editor sends one; the API may send a few, each a decode
+
+    VARIABLES = {"max_megapixels": "COLORIZE_MAX_MEGAPIXELS", "max_upload_mb": "COLORIZE_MAX_UPLOAD_MB",
+                 "concurrency": "COLORIZE_CONCURRENCY", "big_seconds": "COLORIZE_BIG_SECONDS",
+                 "big_queue": "COLORIZE_BIG_QUEUE", "per_session": "COLORIZE_PER_SESSION",
+                 "queue_size": "COLORIZE_QUEUE_SIZE", "max_video_seconds": "COLORIZE_MAX_VIDEO_SECONDS",
+                 "max_video_megapixels": "COLORIZE_MAX_VIDEO_MEGAPIXELS"}
+
+    @classmethod
+    def from_environment(cls) -> "Limits":
+        """The defaults, with each ``COLORIZE_*`` variable that is set; ValueError naming one that is not a positive
+        number (a whole one for counts; ``COLORIZE_BIG_SECONDS`` may be 0: every request in the big lane)."""
+        defaults, values = cls(), {}
+        for name, variable in cls.VARIABLES.items():
+            text = os.environ.get(variable)
+            if text is None:
+                continue
+            kind = type(getattr(defaults, name))
+            try:
+                value = kind(text)
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and (value > 0 or (name == "big_seconds" and value == 0))):
+                whole = "whole " if kind is int else ""
+                raise ValueError(f"{variable} must be a positive {whole}number, got {text!r}")
+            values[name] = value
+        megapixels = values.get("max_video_megapixels", defaults.max_video_megapixels)
+        budget = VideoBudget.from_environment(frames=600, megapixels=600 * megapixels)
+        return cls(**values, video_budget=budget)
+
+    @property
+    def photos_admitted(self) -> int:
+        """Photo requests the queue lets into the lanes at once: the big lane's places plus, for the ordinary lane, one
+        running and one waiting per worker, so that big photos can never hold the places ordinary photos need."""
+        return self.big_queue + 2 * self.concurrency
+
+    @property
+    def clips_admitted(self) -> int:
+        """Clips let into the big lane at once; the others wait in the queue, leaving big photos half the lane."""
+        return max(1, self.big_queue // 2)
+
+    @property
+    def clip_seconds(self) -> float:
+        """What a clip counts for in its session's share: the most it may cost, its budget of frames at about 20
+        frames/s."""
+        return (self.video_budget.frames or 600) / 20
+
+
+def share_cpu(concurrency: int) -> None:
+    """Give each of ``concurrency`` requests its share of the CPU threads: oversubscribed OpenMP threads spin-wait,
+    which on 2 busy cores made one forward pass 30x slower (0.09 s -> 3 s)."""
+    torch.set_num_threads(max(1, torch.get_num_threads() // concurrency))
+    cv2.setNumThreads(torch.get_num_threads())  # OpenCV's own pool would also escape the big lane's low priority
+
+
+# --- Checks of raw API values (an API request may send any JSON) ----------------------------------------------------
+
+def number(value: Any, name: str, low: float, high: float) -> float:
+    """A finite number in [low, high], or a RequestError naming the setting (``true`` is not 1)."""
+    try:
+        if isinstance(value, bool):  # float(True) is 1.0
+            raise TypeError
+        result = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name} must be a number between {low:g} and {high:g}, got {value!r:.40}") from None
+    if not (math.isfinite(result) and low <= result <= high):
+        raise RequestError(f"{name} must be between {low:g} and {high:g}, got {value!r:.40}")
+    return result
+
+
+def render_size(value: Any, sizes: tuple[int, int] = Limits.render_sizes, step: int = 32) -> int:
+    """A render size from the slider's range and step (Gradio's own slider check is skipped with preprocess=False)."""
+    size = number(value, "Render size", *sizes)
+    if size % step:
+        raise RequestError(f"Render size must be a multiple of {step}, got {value!r:.40}")
+    return int(size)
+
+
+def choice(value: Any, name: str, options: Iterable[str]) -> str:
+    """``value`` if it is one of ``options``, else a RequestError listing them."""
+    options = list(options)
+    if not isinstance(value, str) or value not in options:
+        raise RequestError(f"Unknown {name} {value!r:.60}; choose one of: {', '.join(options)}.")
+    return value
+
+
+def flag(value: Any, name: str) -> bool:
+    """``value`` if it is true or false (not 1, not "yes"), else a RequestError naming the setting."""
+    if not isinstance(value, bool):
+        raise RequestError(f"{name} must be true or false, got {value!r:.40}")
+    return value
+
+
+# --- Files a request reads and writes -------------------------------------------------------------------------------
+
+# Gradio checks only file objects that carry "meta", and the app takes the raw payload (preprocess=False), so
+# {"path": "/etc/..."} would be read as given. Every path a request reads must lie in the folder where Gradio keeps
+# the app's uploads, examples and results; every refusal reads the same, so it does not tell which files exist.
+NOT_UPLOADED = "That file was not uploaded to this app; upload it again."
+
+
+def stored_file(path: Any, folder: str) -> str:
+    """``path`` with its links resolved, if it is a file inside ``folder`` (Gradio's upload and cache folder);
+    else a RequestError that does not say whether the path exists."""
+    try:
+        real, folder = os.path.realpath(path), os.path.realpath(folder)
+        if os.path.commonpath([real, folder]) == folder and os.path.isfile(real):
+            return real
+    except (TypeError, ValueError, OSError):  # not a string, a NUL byte, a path too long...
+        pass
+    raise RequestError(NOT_UPLOADED)
+
+
+def upload_path(value: Any, folder: str, missing: str = "Upload a photo first.") -> str:
+    """The stored file of an upload's value (``{"path": ...}``): :func:`stored_file`, or ``missing`` for no upload."""
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        raise RequestError(missing)
+    return stored_file(value["path"], folder)
+
+
+def hint_files(value: Any, folder: str, max_layers: int = Limits.max_hint_layers) -> list[str]:
+    """The stored files of the painted layers in an image editor's value (``{"layers": [file, ...]}``); [] for none."""
+    if value is None:
+        return []
+    layers = value.get("layers") if isinstance(value, dict) else None
+    if isinstance(layers, list) and len(layers) > max_layers:  # each costs a decode: a thousand would buy minutes
+        raise RequestError(f"Hints may have at most {max_layers} layers, got {len(layers)}.")
+    if isinstance(layers, list) and all(isinstance(layer, dict) and isinstance(layer.get("path"), str)
+                                        for layer in layers):
+        return [stored_file(layer["path"], folder) for layer in layers]
+    raise RequestError("Hints must be an image editor value: {\"layers\": [RGBA image files of the photo's size]}.")
+
+
+def safe_stem(name: str) -> str:
+    """A file name stem that any file system accepts, from whatever a browser sent as an upload's name."""
+    return re.sub(r"[^\w.-]+", "_", Path(name.replace("\0", "")).stem)[:64].strip("._") or "photo"
+
+
+def _output_folder(root: str) -> Path:
+    """A fresh folder inside ``root`` (Gradio's cache) for one request's results: no two requests share a file."""
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def _named(message: str, names: Mapping[str, str]) -> str:
+    """``message`` with each server path replaced by the name its sender knows it by."""
+    for path, name in names.items():
+        message = message.replace(path, name)
+    return message
+
+
+# --- Hint layers ----------------------------------------------------------------------------------------------------
+
+def read_hint_layers(files: Sequence[str], size: Size, max_megapixels: float) -> Optional[Image.Image]:
+    """Painted hint layers (RGBA files) composited into one RGBA image of the photo's ``size`` (a canvas of another
+    size is scaled to it); None for no layers. ImageError or ValueError (no transparency) name the file."""
+    hints = None
+    for file in files:
+        layer = rgba_hints(read_image(file, max_megapixels))
+        if layer.size != size:
+            layer = layer.resize(size, Image.Resampling.NEAREST)
+        hints = layer if hints is None else Image.alpha_composite(hints, layer)
+    return hints
+
+
+def painted_share(hints: Image.Image) -> float:
+    """The share of a hint image's pixels that are painted (alpha over one half)."""
+    alpha = hints.getchannel("A")
+    return sum(alpha.point(lambda a: 255 if a > 127 else 0).histogram()[255:]) / (hints.width * hints.height)
+
+
+# --- The work of each request (run in a lane) -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """One colorized photo: its PNGs, the share of it painted with hints, its scores if it was a colour upload
+    (``score_prepared``'s record), and what reading it noted."""
+
+    colorized: Path
+    gray: Path
+    painted: float
+    scores: Optional[dict]
+    notes: list[str]
+
+
+def colorize_upload(colorizer: Colorizer, path: str, name: str, root: str, size: int, intensity: float = 1.0,
+                    hints: Sequence[str] = (), max_megapixels: float = Limits.max_megapixels) -> PhotoResult:
+    """Colorize the stored photo ``path`` (sent as ``name``) with the painted hint layers ``hints``, score it if it is
+    in colour, and write ``<name>_colorized.png`` and ``<name>_gray.png`` in a fresh folder inside ``root``.
+    A failure is a RequestError naming the upload and the layers as their sender knows them."""
+    names = {path: name, **{file: f"hint layer {i}" for i, file in enumerate(hints, 1)}}
+    try:  # ImageError is a ValueError whose message says what is wrong
+        photo = read_image(path, max_megapixels)
+        prepared = prepare(photo, max_megapixels)
+        painted = read_hint_layers(hints, photo.size, max_megapixels)
+        share = painted_share(painted) if painted else 0.0
+        painted = painted if share > 0 else None  # an untouched canvas is no hint
+        if is_grayish(prepared.pixels):
+            result, scores = colorizer.colorize_prepared(prepared, size, intensity, painted), None
+        else:
+            result, scores = score_prepared(colorizer, prepared, size, intensity, painted)
+        folder, stem = _output_folder(root), safe_stem(name)
+        out, gray = folder / f"{stem}_colorized.png", folder / f"{stem}_gray.png"
+        result.save(out, compress_level=1)  # several times faster than the default level, for a larger file
+        prepared.gray.save(gray, compress_level=1)
+    except (ValueError, OSError) as exc:
+        raise RequestError(_named(str(exc), names)) from None
+    except MemoryError:
+        raise RequestError("The server ran out of memory for this photo; try a smaller one.") from None
+    return PhotoResult(out, gray, share, scores, [_named(note, names) for note in photo.info.get("notes", [])])
+
+
+def gray_version(path: str, root: str, max_megapixels: float = Limits.max_megapixels) -> Path:
+    """The stored photo ``path``'s gray version, as ``gray.png`` in a fresh folder inside ``root``."""
+    try:
+        prepared = prepare(read_image(path, max_megapixels), max_megapixels)
+        gray = _output_folder(root) / "gray.png"
+        prepared.gray.save(gray, compress_level=1)
+    except (ValueError, OSError) as exc:
+        raise RequestError(_named(str(exc), {path: "the photo"})) from None
+    return gray
+
+
+def suggest_at(colorizer: Colorizer, path: str, point: tuple[int, int], size: int, count: int = 6,
+               max_megapixels: float = Limits.max_megapixels) -> list[tuple[str, float]]:
+    """The ``count`` colours a classification model finds likeliest at ``point`` (x, y) of the stored photo ``path``,
+    as (``#rrggbb``, share), likeliest first (:func:`~colorization.hints.suggested_colours`)."""
+    try:
+        l = prepare(read_image(path, max_megapixels), max_megapixels).l
+        return suggested_colours(colorizer, l, point, count, size)
+    except (ValueError, OSError) as exc:
+        raise RequestError(_named(str(exc), {path: "the photo"})) from None
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """One colorized clip: the MP4, what colorizing it measured, and what reading it noted."""
+
+    path: Path
+    stats: VideoStats
+    notes: list[str]
+
+
+def colorize_clip_upload(colorizer: Colorizer, path: str, name: str, root: str, size: int, temporal: bool = True,
+                         limits: Optional[Limits] = None,
+                         progress: Optional[Callable[[int, Optional[int]], None]] = None) -> ClipResult:
+    """Colorize the stored clip ``path`` (sent as ``name``) into ``<name>_colorized.mp4`` in a fresh folder inside
+    ``root``, within ``limits``' length, frame size and budget of work; a failure is a RequestError naming the
+    upload."""
+    limits = limits or Limits()
+    out = _output_folder(root) / f"{safe_stem(name)}_colorized.mp4"
+    try:
+        stats = colorize_video(colorizer, path, out, temporal, render_size=size, max_seconds=limits.max_video_seconds,
+                               max_megapixels=limits.max_video_megapixels, budget=limits.video_budget,
+                               progress=progress)
+    except (ValueError, OSError) as exc:  # VideoError is a ValueError
+        raise RequestError(_named(str(exc), {path: name})) from None
+    return ClipResult(out, stats, [_named(note, {path: name}) for note in stats.notes])
+
+
+# --- What a request costs -------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Costs:
@@ -111,27 +460,30 @@ def read_header(path: str) -> Optional[Header]:
         return None
 
 
-def read_hint_layers(files: Sequence[str], size: Size, max_megapixels: float) -> Optional[Image.Image]:
-    """Painted hint layers (RGBA files) composited into one RGBA image of the photo's ``size`` (a canvas of another
-    size is scaled to it); None for no layers. ImageError or ValueError (no transparency) name the file."""
-    hints = None
-    for file in files:
-        layer = rgba_hints(read_image(file, max_megapixels))
-        if layer.size != size:
-            layer = layer.resize(size, Image.Resampling.NEAREST)
-        hints = layer if hints is None else Image.alpha_composite(hints, layer)
-    return hints
+def colorize_seconds(path: str, size: int, architecture: str, hints: Sequence[str] = (),
+                     costs: Costs = COSTS) -> float:
+    """Estimated seconds to colorize the photo ``path`` with hint layers ``hints``, from their headers; 0 for a photo
+    Pillow cannot open, since decoding it fails at once with its message."""
+    header, layers = read_header(path), [read_header(file) for file in hints]
+    if header is None:
+        return 0.0
+    return costs.colorize(header.size, size, architecture, [layer.size for layer in layers if layer],
+                          scored=not header.gray)
 
 
-def painted_share(hints: Image.Image) -> float:
-    """The share of a hint image's pixels that are painted (alpha over one half)."""
-    alpha = hints.getchannel("A")
-    return sum(alpha.point(lambda a: 255 if a > 127 else 0).histogram()[255:]) / (hints.width * hints.height)
+def gray_seconds(path: str, costs: Costs = COSTS) -> float:
+    """Estimated seconds to show the photo ``path``'s gray version (:func:`gray_version`), from its header."""
+    header = read_header(path)
+    return 0.0 if header is None else costs.gray(header.size)
 
 
-class Busy(ValueError):
-    """A request refused because its lane, or its session's share of the lane, is full; the message says which."""
+def suggest_seconds(path: str, size: int, architecture: str, costs: Costs = COSTS) -> float:
+    """Estimated seconds to suggest colours on the photo ``path`` (:func:`suggest_at`), from its header."""
+    header = read_header(path)
+    return 0.0 if header is None else costs.suggest(header.size, size, architecture)
 
+
+# --- Lanes ----------------------------------------------------------------------------------------------------------
 
 def low_priority() -> None:
     """Lower the calling thread's CPU priority (nice 10), so that its work yields to everyone else's."""
@@ -151,7 +503,8 @@ class Lane:
 
     def __init__(self, name: str, workers: int, capacity: Optional[int] = None, per_session: Optional[int] = None,
                  what: str = "requests", initializer: Optional[Callable[[], None]] = None):
-        if workers < 1 or (capacity is not None and capacity < workers) or (per_session is not None and per_session < 1):
+        if workers < 1 or (capacity is not None and capacity < workers) or (per_session is not None
+                                                                              and per_session < 1):
             raise ValueError(f"lane {name}: need workers >= 1, capacity >= workers and per_session >= 1, got "
                              f"{workers}, {capacity}, {per_session}")
         self.name, self.workers, self.capacity, self.per_session, self.what = name, workers, capacity, per_session, what
@@ -230,3 +583,28 @@ class Lane:
                 turn.set_result(None)
                 return
         self._free += 1
+
+
+def session_key(session_hash: Optional[str], address: Optional[str]) -> str:
+    """Whose share a request counts against: its session, or its client's address when it sent no session."""
+    return session_hash or f"address {address or '-'}"
+
+
+class Lanes:
+    """The app's two lanes: ordinary requests on ``limits.concurrency`` threads, and requests estimated over
+    ``limits.big_seconds`` (and clips) one at a time at low CPU priority, holding at most ``limits.big_queue``."""
+
+    def __init__(self, limits: Limits):
+        self.ordinary = Lane("ordinary", limits.concurrency, per_session=limits.per_session, what="photos")
+        self.big = Lane("big", 1, capacity=limits.big_queue, per_session=limits.per_session,
+                        what="large photos and clips", initializer=low_priority)
+        self.big_seconds = limits.big_seconds
+
+    def choose(self, seconds: float) -> Lane:
+        """The big lane for a request estimated over ``big_seconds``, else the ordinary one."""
+        return self.big if seconds > self.big_seconds else self.ordinary
+
+    async def run(self, session: str, seconds: float, fn: Callable[..., Any], *args: Any, big: bool = False) -> Any:
+        """``fn(*args)`` in the lane its estimated ``seconds`` choose (the big one if ``big``), in ``session``'s
+        turn."""
+        return await (self.big if big else self.choose(seconds)).run(session, seconds, fn, *args)

@@ -275,7 +275,7 @@ def test_any_upload_name_gives_a_safe_output_name(server, name, expected):
     assert Image.open(download["path"]).size == Image.open(GRAY).size
 
 
-REFUSED = "That file was not uploaded to this app; upload it again."  # app.NOT_UPLOADED
+REFUSED = "That file was not uploaded to this app; upload it again."  # serving.NOT_UPLOADED
 META = {"_type": "gradio.FileData"}
 
 

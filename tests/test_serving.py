@@ -1,4 +1,5 @@
-"""The serving layer without a server: what a request costs, and lanes (issue 26)."""
+"""The serving layer without a server: lanes, costs, limits, checks of raw values, files and each request's work
+(issues 25 and 26)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import time
 
 import pytest
 
-from colorization.serving import COSTS, Busy, Header, Lane, painted_share, read_header, read_hint_layers
+from colorization.serving import (COSTS, NOT_UPLOADED, Busy, Header, Lane, Lanes, Limits, RequestError, choice,
+                                  colorize_clip_upload, colorize_seconds, colorize_upload, flag, gray_seconds,
+                                  gray_version, hint_files, number, painted_share, read_header, read_hint_layers,
+                                  render_size, safe_stem, session_key, stored_file, suggest_seconds, upload_path)
 
 
 def test_requests_waiting_for_a_lane_hold_no_thread():
@@ -209,3 +213,189 @@ def test_hint_layers_are_scaled_to_the_photo_and_composited(tmp_path):
     Image.new("RGB", (10, 10)).save(tmp_path / "opaque.png")
     with pytest.raises(ValueError, match="transparency"):
         read_hint_layers([str(tmp_path / "opaque.png")], (40, 40), 8)
+
+
+# --- Limits, checks of raw values, files ----------------------------------------------------------------------------
+
+def test_limits_come_from_the_environment_and_a_bad_value_names_its_variable(monkeypatch):
+    for variable in Limits.VARIABLES.values():
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("COLORIZE_MAX_VIDEO_FRAMES", raising=False)
+    monkeypatch.delenv("COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS", raising=False)
+    assert Limits.from_environment() == Limits()
+    assert Limits().photos_admitted == 6 + 2 * 2 and Limits().clips_admitted == 3 and Limits().clip_seconds == 30
+    monkeypatch.setenv("COLORIZE_CONCURRENCY", "4")
+    monkeypatch.setenv("COLORIZE_BIG_SECONDS", "0")  # every request in the big lane
+    monkeypatch.setenv("COLORIZE_MAX_VIDEO_MEGAPIXELS", "1")
+    limits = Limits.from_environment()
+    assert limits.concurrency == 4 and limits.big_seconds == 0 and limits.video_budget.megapixels == 600
+    for variable, value, words in [("COLORIZE_CONCURRENCY", "2.5", "positive whole number"),
+                                   ("COLORIZE_QUEUE_SIZE", "0", "positive whole number"),
+                                   ("COLORIZE_MAX_MEGAPIXELS", "nan", "positive number"),
+                                   ("COLORIZE_BIG_SECONDS", "-1", "positive number")]:
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ValueError, match=f"{variable} must be a {words}, got '{value}'"):
+            Limits.from_environment()
+        monkeypatch.delenv(variable)
+
+
+@pytest.mark.parametrize("value, message", [
+    (True, "must be a number between 0 and 2, got True"), ("x", "must be a number between 0 and 2"),
+    (None, "must be a number"), (float("nan"), "must be between 0 and 2, got nan"), (2.5, "must be between 0 and 2"),
+    ([1], "must be a number")])
+def test_a_number_from_the_api_is_a_finite_number_in_range(value, message):
+    assert number(1.5, "Colour intensity", 0, 2) == 1.5 and number("0.5", "Colour intensity", 0, 2) == 0.5
+    with pytest.raises(RequestError, match=f"Colour intensity {message}"):
+        number(value, "Colour intensity", 0, 2)
+
+
+def test_render_size_model_and_flag_checks():
+    assert render_size(256) == 256 and render_size(128.0) == 128
+    with pytest.raises(RequestError, match="multiple of 32, got 250"):
+        render_size(250)
+    with pytest.raises(RequestError, match="between 128 and 512, got 4096"):
+        render_size(4096)
+    assert choice("cnn.safetensors", "model", ["cnn.safetensors", "gan.safetensors"]) == "cnn.safetensors"
+    with pytest.raises(RequestError, match="Unknown model '../x'; choose one of: a, b."):
+        choice("../x", "model", ["a", "b"])
+    with pytest.raises(RequestError, match="Unknown model 3"):
+        choice(3, "model", ["a"])
+    assert flag(False, "Steady colours") is False
+    with pytest.raises(RequestError, match="Steady colours must be true or false, got 1"):
+        flag(1, "Steady colours")
+
+
+def test_only_files_stored_in_the_folder_are_read_and_every_refusal_reads_the_same(tmp_path):
+    folder = tmp_path / "gradio"
+    (folder / "upload").mkdir(parents=True)
+    photo = folder / "upload" / "photo.png"
+    photo.write_bytes(b"x")
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"x")
+    (folder / "link.png").symlink_to(outside)
+    (folder / "inner_link.png").symlink_to(photo)
+    assert stored_file(str(photo), str(folder)) == str(photo.resolve())
+    assert stored_file(str(folder / "inner_link.png"), str(folder)) == str(photo.resolve())
+    for path in ["/etc/passwd", "/etc/no_such.png", str(outside), str(folder / "link.png"), str(folder),
+                 f"{folder}/../secret.png", "upload/photo.png", "bad\0name.png", None, 3, "x" * 5000]:
+        with pytest.raises(RequestError) as info:
+            stored_file(path, str(folder))
+        assert str(info.value) == NOT_UPLOADED
+    assert upload_path({"path": str(photo), "orig_name": "a.png"}, str(folder)) == str(photo.resolve())
+    for value in (None, "str", 123, {}, {"path": 5}):
+        with pytest.raises(RequestError, match="Upload a clip first."):
+            upload_path(value, str(folder), "Upload a clip first.")
+
+
+def test_hint_layers_of_an_editor_value_are_checked(tmp_path):
+    layer = tmp_path / "layer.png"
+    layer.write_bytes(b"x")
+    value = {"background": None, "layers": [{"path": str(layer)}], "composite": None}
+    assert hint_files(None, str(tmp_path)) == [] and hint_files(value, str(tmp_path)) == [str(layer.resolve())]
+    with pytest.raises(RequestError, match="at most 8 layers, got 9"):
+        hint_files({"layers": [{"path": str(layer)}] * 9}, str(tmp_path), 8)
+    for bad in ("str", {"layers": "x"}, {"layers": [3]}, {}):
+        with pytest.raises(RequestError, match="Hints must be an image editor value"):
+            hint_files(bad, str(tmp_path))
+    with pytest.raises(RequestError, match=NOT_UPLOADED):
+        hint_files({"layers": [{"path": "/etc/passwd"}]}, str(tmp_path))
+
+
+@pytest.mark.parametrize("name, expected", [("x" * 300 + ".png", "x" * 64), ("bad\x00name.png", "badname"),
+                                            ("../../etc/passwd.png", "passwd"), ("..png", "photo"),
+                                            ("photo d'été.jpg", "photo_d_été"), ("", "photo")])
+def test_any_upload_name_gives_a_safe_stem(name, expected):
+    assert safe_stem(name) == expected
+
+
+# --- The work of each request ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def colorizer():
+    from colorization import available_weights, load_colorizer
+
+    weights = available_weights()
+    if not weights:
+        pytest.skip("no weights/*.safetensors")
+    return load_colorizer(weights[0])
+
+
+def test_a_colour_upload_is_colorized_scored_and_written_under_its_name(colorizer, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "upload" / "0123abcd"
+    photo.parent.mkdir()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(photo, "PNG")
+    layer = tmp_path / "layer.png"
+    disc = Image.new("RGBA", (32, 24), (0, 0, 0, 0))
+    disc.paste((0, 200, 0, 255), (0, 0, 8, 6))
+    disc.save(layer)
+    result = colorize_upload(colorizer, str(photo), "../my photo.png", str(tmp_path), 128, 1.0, [str(layer)])
+    assert result.colorized.name == "my_photo_colorized.png" and result.gray.name == "my_photo_gray.png"
+    assert result.colorized.parent.parent == tmp_path and Image.open(result.colorized).size == (64, 48)
+    assert result.scores and set(result.scores) >= {"model", "gray"} and result.painted == pytest.approx(1 / 16)
+    gray = tmp_path / "gray.png"
+    Image.new("L", (40, 30), 90).save(gray)
+    plain = colorize_upload(colorizer, str(gray), "gray.png", str(tmp_path), 128)
+    assert plain.scores is None and plain.painted == 0 and plain.colorized.parent != result.colorized.parent
+
+
+def test_a_failed_request_names_the_upload_and_its_layers_as_sent_never_the_server_path(colorizer, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48)).save(photo)
+    broken, opaque = tmp_path / "broken.png", tmp_path / "opaque.png"
+    broken.write_bytes(b"not an image")
+    Image.new("RGB", (64, 48)).save(opaque)
+    with pytest.raises(RequestError) as info:
+        colorize_upload(colorizer, str(broken), "mine.png", str(tmp_path), 128)
+    assert "mine.png" in str(info.value) and str(tmp_path) not in str(info.value)
+    for layers, named in (([str(broken)], "hint layer 1"), ([str(photo), str(opaque)], "transparency")):
+        with pytest.raises(RequestError) as info:
+            colorize_upload(colorizer, str(photo), "mine.png", str(tmp_path), 128, 1.0, layers)
+        assert named in str(info.value) and str(tmp_path) not in str(info.value)
+    with pytest.raises(RequestError, match="the photo") as info:
+        gray_version(str(broken), str(tmp_path))
+    assert str(tmp_path) not in str(info.value)
+    assert gray_version(str(photo), str(tmp_path)).name == "gray.png"
+
+
+def test_a_clip_is_colorized_within_the_limits_and_a_broken_one_is_named_as_sent(colorizer, tmp_path):
+    import av
+    import numpy as np
+
+    clip = tmp_path / "upload.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(4):
+            frame = np.full((48, 64, 3), (40 * i, 90, 160), np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    seen = []
+    result = colorize_clip_upload(colorizer, str(clip), "holiday.mov", str(tmp_path), 128,
+                                  progress=lambda done, total: seen.append(done))
+    assert result.path.name == "holiday_colorized.mp4" and result.stats.frames == 4 and seen
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a clip")
+    with pytest.raises(RequestError, match="holiday.mov") as info:
+        colorize_clip_upload(colorizer, str(fake), "holiday.mov", str(tmp_path), 128)
+    assert str(tmp_path) not in str(info.value)
+
+
+def test_requests_choose_their_lane_by_estimated_seconds(tmp_path):
+    from PIL import Image
+
+    lanes = Lanes(Limits(big_seconds=1.0))
+    assert lanes.choose(0.3) is lanes.ordinary and lanes.choose(1.5) is lanes.big
+    assert lanes.big.capacity == 6 and lanes.ordinary.workers == 2
+    small, big = tmp_path / "small.png", tmp_path / "big.png"
+    Image.new("RGB", (1024, 768)).save(small)
+    Image.new("RGB", (1632, 1224)).save(big)
+    arch = "effnet-unet regression"
+    assert colorize_seconds(str(small), 128, arch) < 1.0 < colorize_seconds(str(big), 512, arch)
+    assert colorize_seconds(str(small), 128, arch, [str(big)] * 8) > 1.0  # the issue's hinted request
+    assert colorize_seconds(str(tmp_path / "missing.png"), 512, arch) == 0  # fails at once when decoded
+    assert 0 < gray_seconds(str(small)) < gray_seconds(str(big)) and suggest_seconds(str(big), 512, arch) > 0
+    assert session_key("abc", "1.2.3.4") == "abc" and session_key(None, "1.2.3.4") == "address 1.2.3.4"
