@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 from .color import lab_to_display, rgb_to_lab
 
-__all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "rgba_hints", "propagate", "simulated_hints", "suggested_colours", "training_hints", "leak_probe", "leak",
-           "SIGMA", "SIGMA_AB", "PULL"]
+__all__ = ["HintPoint", "hint_image", "hints_at", "hint_tensor", "rgba_hints", "propagate", "simulated_hints",
+           "suggested_colours", "training_hints", "leak_probe", "leak", "SIGMA", "SIGMA_AB", "PULL"]
 
 # Lightness scale of the affinity exp(-dL^2 / 2 sigma^2) in L units, the same for the network's ab, and the pull of
 # the residual to zero. Chosen on both sides of the hint protocol, on 100 photos no shipped model trained on
