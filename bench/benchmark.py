@@ -6,6 +6,7 @@
 beside the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x256, in the same run.
 ``cost``: what each part of a photo request costs the app on one thread (the numbers of ``serving.COSTS``).
 ``load``: many concurrent ``gradio_client`` clients against a running demo (``python app.py``).
+``flood``: many big photos sent at once to a running demo; how long a small photo, the page and the API take.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 
 HINT_POINTS = 10
 
-__all__ = ["ECCV16Layout", "time_call", "latency", "request_costs", "train_throughput", "load", "main"]
+__all__ = ["ECCV16Layout", "time_call", "latency", "request_costs", "train_throughput", "load", "flood", "main"]
 
 
 class ECCV16Layout(nn.Module):
@@ -387,11 +388,13 @@ def _peak_memory_mb(pid: int) -> Optional[float]:
 
 
 def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 4, photo: Optional[str] = None,
-         hostile: int = 0, hostile_megapixels: float = 8.0, server_pid: Optional[int] = None) -> dict:
+         hostile: int = 0, hostile_megapixels: float = 8.0, server_pid: Optional[int] = None,
+         hostile_hints: int = 0) -> dict:
     """``clients`` concurrent gradio_client clients, ``requests`` each, against a running demo at ``url``.
 
     With ``hostile`` > 0, that many more clients send the worst accepted upload (a colour photo of
-    ``hostile_megapixels`` at the largest render size) over and over until the ordinary clients are done.
+    ``hostile_megapixels`` at the largest render size, with ``hostile_hints`` hint layers of 8 MP each) over and
+    over until the ordinary clients are done.
     """
     from gradio_client import Client, handle_file
 
@@ -399,6 +402,8 @@ def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 
         path, big = Path(tmp) / "load_test.jpg", Path(tmp) / "worst_upload.jpg"
         path.write_bytes(_test_photo(photo))
         big.write_bytes(_worst_upload(hostile_megapixels))
+        layer = Path(tmp) / "hint_layer.png"
+        layer.write_bytes(_hint_layer((3265, 2450)))
         latencies: list[float] = []
         failures: list[str] = []
         hostile_done: list[float] = []
@@ -428,7 +433,9 @@ def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 
             while not finished.is_set():
                 start = time.perf_counter()
                 try:
-                    client.predict(handle_file(str(big)), render_size=512, api_name="/colorize")
+                    hints = ({"background": None, "layers": [handle_file(str(layer))] * hostile_hints,
+                              "composite": None} if hostile_hints else None)
+                    client.predict(handle_file(str(big)), render_size=512, hints=hints, api_name="/colorize")
                 except Exception as exc:  # noqa: BLE001
                     with lock:
                         failures.append(f"big upload: {type(exc).__name__}: {exc}")
@@ -448,9 +455,57 @@ def load(url: str = "http://127.0.0.1:7860", clients: int = 16, requests: int = 
     p50, p95 = _percentiles_ms(latencies) if latencies else (float("nan"), float("nan"))
     return {"url": url, "clients": clients, "requests": clients * requests, "ok": len(latencies),
             "failures": failures, "p50_ms": p50, "p95_ms": p95, "wall_s": wall,
-            "hostile": hostile, "hostile_megapixels": hostile_megapixels, "hostile_done": len(hostile_done),
+            "hostile": hostile, "hostile_megapixels": hostile_megapixels, "hostile_hints": hostile_hints,
+            "hostile_done": len(hostile_done),
             "hostile_p50_s": float(np.median(hostile_done)) if hostile_done else None,
             "server_peak_mb": _peak_memory_mb(server_pid) if server_pid else None}
+
+
+def flood(url: str = "http://127.0.0.1:7860", requests: int = 45, megapixels: float = 8.0) -> dict:
+    """``requests`` colour photos of ``megapixels`` at render size 512 sent at once through ``/gradio_api/call``
+    (each its own session), then how long a small gray photo, the API's description and the page take meanwhile,
+    and what became of the flood (done, refused by the app, refused by the full queue) and when it settled."""
+    import json
+    import re
+
+    import httpx
+    from gradio_client import Client, handle_file
+
+    meta = {"_type": "gradio.FileData"}
+    with tempfile.TemporaryDirectory() as tmp, httpx.Client(base_url=url, timeout=600) as http:
+        big, small = Path(tmp) / "flood.jpg", Path(tmp) / "small.png"
+        big.write_bytes(_worst_upload(megapixels))
+        Image.fromarray(np.full((64, 64), 128, np.uint8)).save(small)
+        path = http.post("/gradio_api/upload", files={"files": (big.name, big.read_bytes())}).json()[0]
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/colorize"]
+        model = next(p["parameter_default"] for p in parameters["parameters"] if p["parameter_name"] == "model")
+        data = [{"path": path, "meta": meta}, model, 512, 1.0, None]
+        start = time.perf_counter()
+        posted = [http.post("/gradio_api/call/colorize", json={"data": data}) for _ in range(requests)]
+        time.sleep(1.0)
+        answers = {}
+        for route in ("/", "/gradio_api/info"):
+            begin = time.perf_counter()
+            try:
+                answers[route] = (http.get(route, timeout=120).status_code, time.perf_counter() - begin)
+            except httpx.HTTPError as exc:
+                answers[route] = (type(exc).__name__, time.perf_counter() - begin)
+        begin = time.perf_counter()
+        client.predict(handle_file(str(small)), api_name="/colorize")
+        small_s = time.perf_counter() - begin
+        outcomes = {"queue full": sum(r.status_code == 503 for r in posted)}
+        for response in posted:
+            if response.status_code != 200:
+                continue
+            text = http.get(f"/gradio_api/call/colorize/{response.json()['event_id']}").text
+            kind = re.findall(r"^event: (\w+)", text, re.M)[-1]
+            message = json.loads(re.findall(r"^data: (.*)$", text, re.M)[-1]) if kind == "error" else None
+            key = "done" if kind == "complete" else f"refused: {str(message)[:60]}"
+            outcomes[key] = outcomes.get(key, 0) + 1
+        settled_s = time.perf_counter() - start
+    return {"requests": requests, "megapixels": megapixels, "small_s": small_s, "answers": answers,
+            "outcomes": outcomes, "settled_s": settled_s}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -479,7 +534,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ld.add_argument("--photo", help="photo to send (default: the same 1024x768 photo as latency)")
     ld.add_argument("--hostile", type=int, default=0, help="clients sending the worst accepted upload meanwhile")
     ld.add_argument("--hostile-megapixels", type=float, default=8.0, help="its size (default: the app's limit)")
+    ld.add_argument("--hostile-hints", type=int, default=0, help="hint layers of 8 MP with each big upload")
     ld.add_argument("--server-pid", type=int, help="the app's process id, to report its peak memory")
+    fl = sub.add_parser("flood", help="many big photos at once: how long a small photo, the page and the API take")
+    fl.add_argument("--url", default="http://127.0.0.1:7860")
+    fl.add_argument("--requests", type=int, default=45)
+    fl.add_argument("--megapixels", type=float, default=8.0)
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -495,6 +555,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             frac = f"{100 * r['peak_fraction']:.1f}%" if r["peak_fraction"] is not None else "n/a"
             print(f"{r['model']:<{w}} {r['size']:>5} {r['batch']:>6} {r['images_per_s']:>9.1f} "
                   f"{r['gflops_per_image']:>10.2f} {r['tflops']:>8.3f} {frac:>13}")
+        return 0
+    if args.command == "flood":
+        report = flood(args.url, args.requests, args.megapixels)
+        print(f"{report['requests']} colour photos of {report['megapixels']:g} MP at render size 512 sent at once to "
+              f"{args.url}; load average {os.getloadavg()[0]:.1f}")
+        print(f"meanwhile: a 64x64 gray photo {report['small_s']:.2f} s; "
+              + ", ".join(f"GET {route} {status} in {seconds:.2f} s" for route, (status, seconds) in report["answers"].items()))
+        print(f"the flood: {report['outcomes']}, settled after {report['settled_s']:.1f} s")
         return 0
     if args.command == "cost":
         report = request_costs(args.runs)
@@ -530,10 +598,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"ECCV16 forward / our forward: {report['network_ratio']:.2f}x")
     else:
         report = load(args.url, args.clients, args.requests, args.photo, args.hostile, args.hostile_megapixels,
-                      args.server_pid)
+                      args.server_pid, args.hostile_hints)
         print(f"load test against {report['url']}: {report['clients']} clients x {args.requests} requests"
               + (f", {args.hostile} more clients sending {args.hostile_megapixels:g} MP colour photos at render "
-                 f"size 512 meanwhile" if args.hostile else ""))
+                 f"size 512{f' with {args.hostile_hints} hint layers of 8 MP' if args.hostile_hints else ''} "
+                 "meanwhile" if args.hostile else ""))
         print(f"ok {report['ok']}/{report['requests']}, failures {len(report['failures'])}, "
               f"p50 {report['p50_ms']:.0f} ms, p95 {report['p95_ms']:.0f} ms, wall {report['wall_s']:.1f} s, "
               f"{report['ok'] / report['wall_s']:.2f} requests/s")
