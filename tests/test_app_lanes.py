@@ -133,3 +133,29 @@ def test_one_session_holds_at_most_its_share_of_a_lane(server, photos):
             outcomes.append(str(exc))
     assert outcomes.count("done") == 2, outcomes
     assert all("You already have 2 large photos and clips in progress" in o for o in outcomes if o != "done"), outcomes
+
+
+def test_a_clip_reports_its_progress_from_the_lane(server, tmp_path):
+    # The lane runs the work with the request's context variables, where Gradio's progress lives: before, the
+    # executor dropped them and the clip's progress bar never moved.
+    import av
+    import numpy as np
+
+    photo = np.asarray(Image.open(EXAMPLES / "coffee.jpg").convert("RGB").resize((320, 192)))
+    clip = tmp_path / "slide.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for i in range(60):
+            frame = np.ascontiguousarray(photo[20:116, 2 * i : 2 * i + 160])
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    client = Client(server[0], verbose=False, analytics_enabled=False, download_files=False)
+    job = client.submit(handle_file(str(clip)), api_name="/colorize_clip")
+    seen = set()
+    while not job.done():
+        status = job.status()
+        seen.update((unit.index, unit.length) for unit in status.progress_data or [])
+        time.sleep(0.05)
+    job.result()
+    assert len(seen) >= 2 and all(length == 60 for _, length in seen), seen
