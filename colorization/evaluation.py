@@ -164,12 +164,12 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         per_image.append({"file": str(path), **scores, **photo_sides})
     if not per_image:
         raise ImageError("none of the photos could be scored: " + "; ".join(errors[:3]))
-    sides = {}
+    summary, sides = summarize(per_image), {}
     if hints:
         leaks = [r["leak"] for r in per_image if r["leak"] is not None]
-        automatic = float(np.mean([r["automatic_psnr"] for r in per_image]))
-        sides = {"automatic": {"psnr": automatic},
-                 "hint_gain": float(np.mean([r["model"]["psnr"] for r in per_image])) - automatic,
+        # capped as summarize caps the model's PSNR, so the gain is the difference of two comparable means
+        automatic = float(np.mean(np.minimum([r["automatic_psnr"] for r in per_image], PSNR_CEILING)))
+        sides = {"automatic": {"psnr": automatic}, "hint_gain": summary["model"]["psnr"] - automatic,
                  "leak": float(np.mean(leaks)) if leaks else None, "leak_photos": len(leaks)}
 
     return {
@@ -180,7 +180,7 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         "hints": int(hints),
         "hint_seed": int(seed),
         "weights": colorizer.info.get("path"),
-        **summarize(per_image),
+        **summary,
         **_coverage(per_image),
         **sides,
         "per_image": [_json_safe(r) for r in per_image],

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorization.evaluation import _rgb
 from colorization.hints import hints_at, leak, leak_probe, propagate, simulated_hints
 from colorization.images import find_images, read_image
 from colorization.metrics import image_metrics
@@ -38,7 +37,7 @@ def photo_scores(colorizer, prepared, index: int, settings: list[str]) -> dict:
     l_small = colorizer.l_small(prepared.l)
 
     def result(ab_small):
-        return _rgb(compose(prepared.l, upsample_ab(ab_small, prepared.l.shape), prepared.alpha))
+        return np.asarray(compose(prepared.l, upsample_ab(ab_small, prepared.l.shape)).convert("RGB"))
 
     def engine(net, small, setting: str):
         if setting == "none":
