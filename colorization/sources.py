@@ -8,20 +8,31 @@ Every source has the same shape: a folder of training collections and a folder o
 - a folder with ``train/`` and ``eval/`` sub-folders (one folder of photos per collection inside each);
 - ``imagenette``: torchvision's Imagenette, 160 px version, downloaded once (needs network);
 - ``starter``: ten photos that ship inside scikit-image and Matplotlib, copied once (no network).
+
+A public set may hold photos a shipped model trained on: 97 % of torchvision's Imagenette is in the project's
+training collection. :func:`trained_on` lists the photos behind a weights file from the collection's manifests,
+and :func:`exclude_training_photos` leaves them out of a scoring, or warns that it cannot tell.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
 import os
+import re
 import shutil
+import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Union
+
+from PIL import Image
 
 from .images import find_images
 from .paths import EVAL_FOLDERS, cache_dir, data_dir
 
-__all__ = ["PhotoSource", "photo_source", "imagenette", "starter", "data_paths", "STARTER_TRAIN", "STARTER_EVAL"]
+__all__ = ["PhotoSource", "photo_source", "imagenette", "starter", "data_paths", "STARTER_TRAIN", "STARTER_EVAL",
+           "TrainingPhotos", "trained_on", "exclude_training_photos", "photo_key"]
 
 # The natural colour photos bundled with scikit-image's wheel (skimage/data), none fetched from the network.
 # The evaluation four are the colour photos of examples/ (the same pictures, before shrinking).
@@ -163,3 +174,142 @@ def data_paths(values: Sequence[str]) -> list[str]:
         "starter-eval": lambda: starter().eval,
     }
     return [str(named[v]()) if v in named else v for v in values]
+
+
+# A photo's identity that survives re-encoding: the project's collection is WebP at 128 px, so no byte hash of it
+# matches a public copy, but the name does. An ImageNet id (n01440764_10026, ILSVRC2012_val_00009111) names one photo
+# whatever a collection appends to it (imagen's "n03063338_187_coffee_maker"), so it is matched by name alone. Other
+# names are numbers and words many sets reuse (BSDS's "2018", McMaster's "1", a Kaggle set's "1.jpg"): a photo with
+# one of those counts as a training photo only when its picture matches too (:func:`_same_picture`).
+_IMAGENET_ID = re.compile(r"(n\d{8}_\d+|ilsvrc2012_val_\d{8})")
+_THUMB = 16  # the side both pictures are squashed to: aspect ratio and size differ between copies
+
+
+def photo_key(name: Union[str, os.PathLike]) -> str:
+    """The name a photo is matched by across copies: its ImageNet id when it has one, else its lower-case stem."""
+    stem = Path(name).stem.lower()
+    found = _IMAGENET_ID.match(stem)
+    return found.group(1) if found else stem
+
+
+def _thumbnail(path: Path):
+    """A photo's lightness squashed to 16 x 16, zero mean and unit norm (None when it cannot be read or is flat)."""
+    import numpy as np
+
+    from .images import ImageError, read_image
+
+    try:
+        image = read_image(path).convert("L").resize((_THUMB, _THUMB), Image.BOX)
+    except (ImageError, OSError):
+        return None
+    values = np.asarray(image, dtype=np.float64).ravel()
+    values -= values.mean()
+    norm = float(np.linalg.norm(values))
+    return values / norm if norm > 1e-6 else None
+
+
+def _same_picture(a: Path, b: Path) -> bool:
+    """Whether two files hold the same picture at any size and aspect: their thumbnails correlate above 0.9
+    (the same photo re-encoded is near 1; two photos sharing a name, about 0.0 +- 0.3)."""
+    ta, tb = _thumbnail(a), _thumbnail(b)
+    return ta is not None and tb is not None and float(ta @ tb) > 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPhotos:
+    """The photos the runs behind a weights file trained on, by :func:`photo_key` (with the training files of each
+    name that is not an ImageNet id, to compare pictures), and the recorded training folders whose photos cannot
+    be listed here (no manifest, no photos): for those nobody can tell."""
+
+    names: dict[str, tuple[Path, ...]]
+    unlisted: tuple[str, ...]
+
+    def exclude(self, paths: Sequence[Union[str, os.PathLike]]) -> tuple[list[Path], list[Path]]:
+        """(the photos among ``paths`` not trained on, the ones trained on)."""
+        kept, seen = [], []
+        for path in map(Path, paths):
+            key = photo_key(path)
+            trained = key in self.names and (_IMAGENET_ID.fullmatch(key) is not None
+                                             or any(_same_picture(path, f) for f in self.names[key]))
+            (seen if trained else kept).append(path)
+        return kept, seen
+
+
+def _training_folders(meta: dict[str, Any]) -> list[str]:
+    """Every training folder recorded for a file: its run's, and those of the runs it started from or mixed."""
+    training = meta.get("training") or {}
+    folders = list(training.get("data") or (training.get("config") or {}).get("data") or [])
+    for part in training.get("interpolated_from", []):
+        folders += _training_folders(part)
+    if training.get("initialized_from"):
+        folders += _training_folders(training["initialized_from"])
+    return folders
+
+
+def _project_train(recorded: str) -> Optional[Path]:
+    """The project's ``train/`` here for a recorded folder that names it (None for other folders; a missing path
+    when it is not here). Runs record it as ``../shared/data/train`` (relative to the repository) or as its copy
+    on the GPU machine, ``.gpu/data/train`` (recipes/README.md); ``.../data/train/imagenette`` names one part."""
+    parts = Path(recorded).parts
+    if "train" not in parts or parts.index("train") == 0 or parts[parts.index("train") - 1] != "data":
+        return None
+    inside = parts[parts.index("train") + 1:]
+    here = [data_dir() / "train", Path(__file__).resolve().parent.parent / "../shared/data/train"]
+    folder = next((f for f in here if any(f.glob("*/manifest.csv"))), here[0])
+    return folder.joinpath(*inside)
+
+
+def _manifest_photos(folder: Path) -> dict[str, list[Path]]:
+    """Every photo the manifests under ``folder`` list, by :func:`photo_key` of its file and original names."""
+    names: dict[str, list[Path]] = {}
+    manifests = [folder / "manifest.csv"] if (folder / "manifest.csv").is_file() else sorted(folder.glob("*/manifest.csv"))
+    for manifest in manifests:
+        with open(manifest, newline="", encoding="utf-8") as rows:
+            for row in csv.DictReader(rows):
+                for key in {photo_key(row[k]) for k in ("file", "original_path") if row.get(k)}:
+                    names.setdefault(key, []).append(manifest.parent / row["file"])
+    return names
+
+
+@functools.lru_cache(maxsize=16)
+def _trained_on(path: str, stamp: int) -> TrainingPhotos:
+    from .weights import read_metadata  # not at import: the notebooks' first cell stays light
+
+    names: dict[str, list[Path]] = {}
+    unlisted: list[str] = []
+    for recorded in dict.fromkeys(_training_folders(read_metadata(path))):
+        collection = _project_train(recorded)
+        if collection is not None and collection.is_dir() and (found := _manifest_photos(collection)):
+            photos = found
+        elif collection is None and Path(recorded).is_dir():  # a folder of its own (a notebook's run): its files
+            photos = {}
+            for file in find_images([Path(recorded)]):
+                photos.setdefault(photo_key(file), []).append(file)
+        else:
+            unlisted.append(recorded)
+            continue
+        for key, files in photos.items():
+            names.setdefault(key, []).extend(files)
+    return TrainingPhotos({k: tuple(v) for k, v in names.items()}, tuple(unlisted))
+
+
+def trained_on(weights: Union[str, os.PathLike]) -> TrainingPhotos:
+    """The photos the runs behind a weights file trained on, read from the training folders its metadata records.
+
+    The project's collection counts whole (every collection in its manifests, those added after a run too): a
+    photo left out that was not trained on costs a smaller sample, one kept that was trained on flatters the score.
+    """
+    path = Path(weights).resolve()
+    return _trained_on(str(path), path.stat().st_mtime_ns)
+
+
+def exclude_training_photos(paths: Sequence[Union[str, os.PathLike]], weights: Union[str, os.PathLike]
+                            ) -> tuple[list[Path], list[Path]]:
+    """(``paths`` less the photos ``weights`` trained on, those left out); warns when its training photos cannot
+    all be listed here, since then scores on a public set (Imagenette above all) may be of training photos."""
+    seen = trained_on(weights)
+    if seen.unlisted:
+        warnings.warn(f"cannot tell which photos {Path(weights).name} trained on: its training data "
+                      f"({', '.join(seen.unlisted)}) is not here, so a score on a public set may include its training "
+                      "photos (97 % of Imagenette's are in the project's training collection)", stacklevel=2)
+    return seen.exclude(paths)

@@ -162,3 +162,78 @@ def test_every_notebook_runs_for_a_learner_without_our_photos(tmp_path, monkeypa
         assert "starter set" in said
     assert (tmp_path / "runs" / "notebook-cnn-fast" / "best.safetensors").is_file()  # notebook 2 trained
     assert (tmp_path / "runs" / "notebook-gan-fast" / "best.safetensors").is_file()  # notebook 3 trained
+
+
+def _pattern(path: Path, seed: int, size=(48, 32)) -> None:
+    """A photo of random blocks (seeded): two seeds give pictures that do not correlate, one seed the same picture."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blocks = np.random.default_rng(seed).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    Image.fromarray(blocks).resize(size, Image.NEAREST).save(path)
+
+
+def _weights_trained_on(path: Path, *folders: str) -> Path:
+    from colorization.models import build_model
+    from colorization.weights import save_weights
+
+    run = {"data": [folders[0]], "config": {"data": [folders[0]]}}
+    if len(folders) > 1:  # a fine-tune: the run it started from trained on the second folder
+        run["initialized_from"] = {"training": {"data": [folders[1]], "config": {"data": [folders[1]]}}}
+    save_weights(path, build_model("unet", base_channels=4, depth=2), {"training": run})
+    return path
+
+
+def test_photo_key_keeps_imagenet_ids_whatever_a_collection_adds():
+    assert sources.photo_key("imagenette2-160/val/n01440764/ILSVRC2012_val_00009111.JPEG") == "ilsvrc2012_val_00009111"
+    assert sources.photo_key("imagen/n03063338_187_coffee_maker.jpg") == "n03063338_187"
+    assert sources.photo_key("Kodak24/kodim03.png") == "kodim03"
+
+
+def test_a_shipped_file_is_not_scored_on_the_photos_its_runs_trained_on(tmp_path, monkeypatch):
+    """The project's collection, named as the GPU runs record it, lists its photos in manifests; a public set's
+    photo is left out by its ImageNet id, and a reused plain name only when the picture is the same."""
+    collection = tmp_path / "shared" / "data"
+    train = collection / "train" / "imagenette"
+    _pattern(train / "val" / "n01440764" / "ILSVRC2012_val_00009111.webp", 1)
+    _pattern(train / "00" / "01234_forest_2018.webp", 2)
+    (train / "manifest.csv").write_text(
+        "file,width,height,source,original_path,license\n"
+        "val/n01440764/ILSVRC2012_val_00009111.webp,48,32,x,val/n01440764/ILSVRC2012_val_00009111.JPEG,none\n"
+        "00/01234_forest_2018.webp,48,32,x,train/forest/2018.jpg,none\n")
+    monkeypatch.setattr(sources, "data_dir", lambda: collection)
+    weights = _weights_trained_on(tmp_path / "w.safetensors", ".gpu/data/train")
+
+    public = tmp_path / "imagenette2-160" / "val"
+    _pattern(public / "n01440764" / "ILSVRC2012_val_00009111.JPEG", 1, size=(96, 72))  # the same photo, larger
+    _pattern(public / "n01440764" / "ILSVRC2012_val_00000293.JPEG", 3)  # a photo no run saw
+    _pattern(public / "mine" / "2018.jpg", 4)  # the same plain name, another picture
+    _pattern(public / "yours" / "2018.png", 2, size=(80, 50))  # that name and its training picture, stretched
+    kept, left_out = sources.exclude_training_photos(sorted(public.rglob("*.*")), weights)
+    assert sorted(p.relative_to(public).as_posix() for p in left_out) == [
+        "n01440764/ILSVRC2012_val_00009111.JPEG", "yours/2018.png"]
+    assert sorted(p.relative_to(public).as_posix() for p in kept) == [
+        "mine/2018.jpg", "n01440764/ILSVRC2012_val_00000293.JPEG"]
+    assert sources.trained_on(weights).unlisted == ()
+
+
+def test_a_plain_name_counts_as_trained_on_only_with_the_same_picture(tmp_path):
+    run = tmp_path / "run" / "train"  # a notebook's run on a folder of its own: its files are its photos
+    _pattern(run / "2018.png", 2)
+    weights = _weights_trained_on(tmp_path / "w.safetensors", str(run))
+    _pattern(tmp_path / "eval" / "2018.jpg", 2, size=(64, 64))
+    _pattern(tmp_path / "eval2" / "2018.jpg", 5)
+    kept, left_out = sources.exclude_training_photos([tmp_path / "eval" / "2018.jpg", tmp_path / "eval2" / "2018.jpg"],
+                                                     weights)
+    assert left_out == [tmp_path / "eval" / "2018.jpg"] and kept == [tmp_path / "eval2" / "2018.jpg"]
+
+
+def test_without_the_collection_it_says_it_cannot_tell(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "data_dir", lambda: tmp_path / "shared" / "data")
+    monkeypatch.setattr(sources, "__file__", str(tmp_path / "clone" / "colorization" / "sources.py"))
+    _pattern(tmp_path / "own" / "a.png", 1)
+    weights = _weights_trained_on(tmp_path / "w.safetensors", str(tmp_path / "own"), "../shared/data/train")
+    assert sources.trained_on(weights).unlisted == ("../shared/data/train",)
+    with pytest.warns(UserWarning, match="cannot tell which photos w.safetensors trained on.*Imagenette"):
+        kept, left_out = sources.exclude_training_photos([tmp_path / "own" / "a.png"], weights)
+    assert left_out == [tmp_path / "own" / "a.png"] and kept == []
