@@ -7,13 +7,14 @@ threads); tests hold the results to scikit-image's ``peak_signal_noise_ratio`` a
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 import cv2
 import numpy as np
 
 from .parallel import FAST_RUN, in_runs
 
-__all__ = ["psnr", "ssim", "colorfulness", "image_metrics"]
+__all__ = ["psnr", "ssim", "colorfulness", "image_metrics", "constant_ab_baseline", "constant_ab_image"]
 
 _SQUARES = (np.arange(256) ** 2).astype(np.uint16)[None]  # cv2.LUT table: x -> x^2 (fits 16 bits)
 _K1, _K2 = 0.01, 0.03  # SSIM's constants (Wang et al. 2004, as scikit-image)
@@ -123,3 +124,29 @@ def image_metrics(result: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     small = min(truth.shape[:2]) < 3
     return {"psnr": psnr(result, truth), "ssim": math.nan if small else ssim(result, truth),
             "colorfulness": colorfulness(result)}
+
+
+def constant_ab_baseline(truths: Iterable[np.ndarray]) -> tuple[float, float]:
+    """The single (a, b) that best fits a set of uint8 RGB photos: the mean a and b over all their pixels, the
+    constant with the least squared ab error. A gain over gray that this tint also gets says little of a model."""
+    from .color import rgb_to_lab
+
+    total, pixels = np.zeros(2), 0
+    for truth in truths:
+        ab = rgb_to_lab(_uint8(truth).astype(np.float32) / 255.0)[..., 1:].reshape(-1, 2)
+        total += ab.sum(axis=0, dtype=np.float64)
+        pixels += len(ab)
+    if not pixels:
+        raise ValueError("no pixels to fit a constant ab to")
+    return float(total[0] / pixels), float(total[1] / pixels)
+
+
+def constant_ab_image(truth: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
+    """A photo's own L with one ``ab`` on every pixel, displayed as every result is (gamut fit, uint8 sRGB):
+    the constant-colour baseline's output, scored against ``truth`` like the gray one (ab = (0, 0))."""
+    from .color import lab_to_display, rgb_to_l
+
+    l = rgb_to_l(_uint8(truth)[..., :3])
+    lab = np.empty(l.shape + (3,), np.float32)
+    lab[..., 0], lab[..., 1], lab[..., 2] = l, ab[0], ab[1]
+    return lab_to_display(lab)
