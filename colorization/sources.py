@@ -262,7 +262,8 @@ def _project_train(recorded: str) -> Optional[Path]:
 def _manifest_photos(folder: Path) -> dict[str, list[Path]]:
     """Every photo the manifests under ``folder`` list, by :func:`photo_key` of its file and original names."""
     names: dict[str, list[Path]] = {}
-    manifests = [folder / "manifest.csv"] if (folder / "manifest.csv").is_file() else sorted(folder.glob("*/manifest.csv"))
+    manifests = [folder / "manifest.csv"] if (folder / "manifest.csv").is_file() else []
+    manifests = manifests or sorted(folder.glob("*/manifest.csv"))
     for manifest in manifests:
         with open(manifest, newline="", encoding="utf-8") as rows:
             for row in csv.DictReader(rows):
