@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import functools
 import heapq
+import io
 import itertools
 import math
 import os
@@ -19,6 +20,7 @@ import re
 import sys
 import tempfile
 import threading
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,8 +31,10 @@ import cv2
 import torch
 from PIL import Image
 
+from .archive import ArchiveError, ZipLimits, extract_zip, is_zip, member_name
 from .color import is_grayish
 from .evaluation import score_prepared
+from .files import atomic_write
 from .hints import MAX_SOLVE_PIXELS, rgba_hints, suggested_colours
 from .images import read_image
 from .pipeline import Colorizer, prepare, render_shape
@@ -38,6 +42,16 @@ from .video import VideoBudget, VideoStats, colorize_video
 
 __all__ = [
     "COSTS",
+    "PREVIEW_SIDE",
+    "Batch",
+    "BatchItem",
+    "BatchResult",
+    "Comparison",
+    "Variant",
+    "colorize_batch",
+    "compare",
+    "compare_seconds",
+    "plan_batch",
     "NOT_UPLOADED",
     "Busy",
     "ClipResult",
@@ -114,6 +128,11 @@ class Limits:
     # missing): at most 600 frames (20 s at 30 frames/s) and 600 frames' worth of the largest accepted frame, unless
     # COLORIZE_MAX_VIDEO_FRAMES and COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS say otherwise.
     video_budget: VideoBudget = field(default_factory=lambda: VideoBudget(600, 600 * 0.6))
+    # Many photos at once (files or ZIPs of them): their count, their megapixels and bytes in all, checked from the
+    # headers and ZIP directories before any is decoded. 100 MP at render size 256 is about 60 s of the big lane.
+    max_batch_photos: int = 50
+    max_batch_megapixels: float = 100.0
+    max_batch_mb: float = 250.0
     render_sizes: tuple[int, int] = (128, 512)  # the slider's range, in steps of 32
     max_intensity: float = 2.0
     max_hint_layers: int = 8  # the editor sends one; the API may send a few, each a decode
@@ -122,7 +141,9 @@ class Limits:
                  "concurrency": "COLORIZE_CONCURRENCY", "big_seconds": "COLORIZE_BIG_SECONDS",
                  "big_queue": "COLORIZE_BIG_QUEUE", "per_session": "COLORIZE_PER_SESSION",
                  "queue_size": "COLORIZE_QUEUE_SIZE", "max_video_seconds": "COLORIZE_MAX_VIDEO_SECONDS",
-                 "max_video_megapixels": "COLORIZE_MAX_VIDEO_MEGAPIXELS"}
+                 "max_video_megapixels": "COLORIZE_MAX_VIDEO_MEGAPIXELS",
+                 "max_batch_photos": "COLORIZE_MAX_BATCH_PHOTOS",
+                 "max_batch_megapixels": "COLORIZE_MAX_BATCH_MEGAPIXELS", "max_batch_mb": "COLORIZE_MAX_BATCH_MB"}
 
     @classmethod
     def from_environment(cls) -> "Limits":
@@ -156,6 +177,13 @@ class Limits:
     def clips_admitted(self) -> int:
         """Clips let into the big lane at once; the others wait in the queue, leaving big photos half the lane."""
         return max(1, self.big_queue // 2)
+
+    @property
+    def zip_limits(self) -> ZipLimits:
+        """What one uploaded ZIP may declare: a few entries per photo allowed (folders, stray files), each member no
+        larger than an upload, all of them no more than a batch's bytes."""
+        return ZipLimits(entries=4 * self.max_batch_photos, member_bytes=int(self.max_upload_mb * 2**20),
+                         total_bytes=int(self.max_batch_mb * 2**20))
 
     @property
     def clip_seconds(self) -> float:
@@ -373,6 +401,210 @@ def colorize_clip_upload(colorizer: Colorizer, path: str, name: str, root: str, 
     except (ValueError, OSError) as exc:  # VideoError is a ValueError
         raise RequestError(_named(str(exc), {path: name})) from None
     return ClipResult(out, stats, [_named(note, {path: name}) for note in stats.notes])
+
+
+# --- Many photos at once ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One photo of a batch: the name its result gets (the upload's name, or its path inside the ZIP), the stored
+    file, and its header (None: Pillow cannot open it, and decoding it will say why)."""
+
+    name: str
+    path: str
+    header: Optional[Header]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The photos of one batch request, checked against the limits, with what was left out and why."""
+
+    items: list[BatchItem]
+    notes: list[str]
+    megapixels: float
+
+    def seconds(self, size: int, architecture: str, costs: Optional[Costs] = None) -> float:
+        """Estimated seconds of one thread to colorize every photo of the batch at ``size``."""
+        costs = costs or COSTS
+        return sum(costs.colorize(item.header.size, size, architecture, scored=False)
+                   for item in self.items if item.header)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name`` made unique among ``taken`` (``photo``, ``photo_2``, ...), and added to it."""
+    result, n = name, 1
+    while result.lower() in taken:
+        n += 1
+        result = f"{name}_{n}"
+    taken.add(result.lower())
+    return result
+
+
+def plan_batch(files: Sequence[tuple[str, str]], root: str, limits: Limits = Limits()) -> Batch:
+    """The photos among the stored uploads ``files`` ((path, name as sent) pairs): each image file, and each file
+    inside each ZIP (opened with :func:`~colorization.archive.extract_zip` into a fresh folder inside ``root``).
+    A RequestError when there is nothing to colorize, or more photos, megapixels or bytes than ``limits`` allow;
+    a file that is neither an image nor a ZIP, or a member left out of its ZIP, is named in the notes."""
+    if not files:
+        raise RequestError("Upload one or more photos, or a ZIP of photos, first.")
+    if len(files) > limits.max_batch_photos:
+        raise RequestError(f"{len(files)} files sent; at most {limits.max_batch_photos} photos are colorized at once.")
+    items, notes, taken, sent = [], [], set(), 0
+    for path, name in files:
+        header = read_header(path)
+        sent += os.path.getsize(path)
+        if header is None and is_zip(path):
+            try:
+                members, left_out = extract_zip(path, _output_folder(root), limits.zip_limits)
+            except ArchiveError as exc:
+                raise RequestError(f"The ZIP {safe_stem(name)} {exc}.") from None
+            notes += [f"{safe_stem(name)}.zip: {note}" for note in left_out]
+            for member in members:
+                sent += member.path.stat().st_size
+                stem = member_name(str(Path(member.name).with_suffix("")))
+                items.append(BatchItem(_unique(stem, taken), str(member.path), read_header(str(member.path))))
+        else:  # an image, or a file that is neither: decoding it says which and why
+            items.append(BatchItem(_unique(safe_stem(name), taken), path, header))
+        if len(items) > limits.max_batch_photos:
+            raise RequestError(f"More than {limits.max_batch_photos} photos sent; at most {limits.max_batch_photos} "
+                               "are colorized at once.")
+        if sent > limits.max_batch_mb * 2**20:
+            raise RequestError(f"More than {limits.max_batch_mb:g} MB of photos sent; send fewer at once.")
+    if not items:
+        raise RequestError("No photos found in what was sent" + "".join(f"; {note}" for note in notes[:3]) + ".")
+    # A photo over the per-photo limit is refused when it is read, so it costs nothing here.
+    megapixels = sum(_megapixels(item.header.size) for item in items
+                     if item.header and _megapixels(item.header.size) <= limits.max_megapixels)
+    if megapixels > limits.max_batch_megapixels:
+        raise RequestError(f"These photos hold {megapixels:.0f} megapixels; at most {limits.max_batch_megapixels:g} "
+                           "are colorized at once. Send fewer or smaller photos.")
+    return Batch(items, notes, megapixels)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A colorized batch: the ZIP of PNGs, how many photos it holds, and a note for each photo left out."""
+
+    path: Path
+    colorized: int
+    notes: list[str]
+
+
+def colorize_batch(colorizer: Colorizer, batch: Batch, root: str, size: int, intensity: float = 1.0,
+                   max_megapixels: float = Limits.max_megapixels,
+                   progress: Optional[Callable[[int, int], None]] = None) -> BatchResult:
+    """Colorize each photo of ``batch`` at full resolution into ``colorized.zip`` (``<name>_colorized.png`` each) in
+    a fresh folder inside ``root``. A photo that cannot be colorized is named in the notes and the others go on; a
+    RequestError when none could be. The ZIP appears whole or not at all."""
+    out = _output_folder(root) / "colorized.zip"
+    notes, done = list(batch.notes), 0
+
+    def write(tmp: str) -> None:
+        nonlocal done
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:  # PNGs do not compress further
+            for i, item in enumerate(batch.items):
+                try:
+                    photo = read_image(item.path, max_megapixels)
+                    result = colorizer.colorize_prepared(prepare(photo, max_megapixels), size, intensity)
+                    png = io.BytesIO()
+                    result.save(png, "PNG", compress_level=1)
+                    archive.writestr(f"{item.name}_colorized.png", png.getvalue())
+                    notes.extend(f"{item.name}: {note}" for note in photo.info.get("notes", []))
+                    done += 1
+                except (ValueError, OSError) as exc:  # ImageError: the message says what is wrong with the file
+                    notes.append(_named(str(exc), {item.path: item.name}))
+                except MemoryError:
+                    notes.append(f"{item.name}: the server ran out of memory for this photo")
+                if progress:
+                    progress(i + 1, len(batch.items))
+
+    try:
+        atomic_write(out, write)
+    except OSError as exc:
+        raise RequestError(f"The results could not be written: {exc}") from None
+    if not done:
+        out.unlink(missing_ok=True)
+        raise RequestError(f"None of the {len(batch.items)} photos could be colorized: " + "; ".join(notes[:3]) + ".")
+    return BatchResult(out, done, notes)
+
+
+# --- Side by side ---------------------------------------------------------------------------------------------------
+
+PREVIEW_SIDE = 1024  # a comparison is judged by eye on a screen: the photo's longer side is brought down to this
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to colorize a photo, for a comparison: a label, the colorizer and its render size."""
+
+    label: str
+    colorizer: Colorizer
+    size: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A photo colorized several ways, as (PNG, caption) pairs in the order asked, gray first; the scores of each
+    (``score_prepared``'s records, by label) when the photo was in colour; what reading it noted."""
+
+    images: list[tuple[Path, str]]
+    scores: Optional[dict[str, dict]]
+    notes: list[str]
+
+
+def _caption(label: str, scores: Optional[dict]) -> str:
+    if scores is None:
+        return label
+    return f"{label}: {scores['psnr']:.2f} dB, colourfulness {scores['colorfulness']:.1f}"
+
+
+def compare(variants: Sequence[Variant], path: str, name: str, root: str, intensity: float = 1.0,
+            max_megapixels: float = Limits.max_megapixels, side: int = PREVIEW_SIDE) -> Comparison:
+    """The stored photo ``path`` colorized by each of ``variants`` at ``side`` pixels on its longer side, as PNGs in
+    a fresh folder inside ``root``; a colour photo is scored too (PSNR against its original, colourfulness), beside
+    its gray version and the original. A failure is a RequestError naming the upload."""
+    try:
+        photo = read_image(path, max_megapixels)
+        notes = [_named(note, {path: name}) for note in photo.info.get("notes", [])]
+        if max(photo.size) > side:
+            photo = photo.copy()
+            photo.thumbnail((side, side), Image.Resampling.LANCZOS)
+        prepared = prepare(photo, max_megapixels)
+        if is_grayish(prepared.pixels):
+            scores = None
+            shown = [("Gray", prepared.gray)] + [
+                (v.label, v.colorizer.colorize_prepared(prepared, v.size, intensity)) for v in variants]
+        else:
+            scored = [(v.label, *score_prepared(v.colorizer, prepared, v.size, intensity)) for v in variants]
+            scores = {label: record for label, _, record in scored}
+            record = scored[0][2]  # the gray version's and the original's scores are every variant's
+            shown = [(_caption("Gray", record["gray"]), prepared.gray)]
+            shown += [(_caption(label, record["model"]), result) for label, result, record in scored]
+            shown.append((f"Original: colourfulness {record['ground_truth']['colorfulness']:.1f}",
+                          Image.fromarray(prepared.truth)))
+        folder, images = _output_folder(root), []
+        for i, (caption, image) in enumerate(shown):
+            file = folder / f"{safe_stem(name)}_{i}.png"
+            image.save(file, compress_level=1)
+            images.append((file, caption))
+    except (ValueError, OSError) as exc:
+        raise RequestError(_named(str(exc), {path: name})) from None
+    except MemoryError:
+        raise RequestError("The server ran out of memory for this photo; try a smaller one.") from None
+    return Comparison(images, scores, notes)
+
+
+def compare_seconds(path: str, variants: Sequence[tuple[int, str]], costs: Optional[Costs] = None,
+                    side: int = PREVIEW_SIDE) -> float:
+    """Estimated seconds to compare the photo ``path`` under ``variants`` ((render size, architecture) pairs): one
+    decode at full size, then each colorized and scored at ``side``."""
+    costs, header = costs or COSTS, read_header(path)
+    if header is None:
+        return 0.0
+    scale = min(1.0, side / max(header.size))
+    preview = (max(1, round(header.size[0] * scale)), max(1, round(header.size[1] * scale)))
+    return _megapixels(header.size) * costs.decode + sum(
+        costs.colorize(preview, size, arch, scored=not header.gray) for size, arch in variants)
 
 
 # --- What a request costs -------------------------------------------------------------------------------------------

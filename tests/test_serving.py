@@ -399,3 +399,108 @@ def test_requests_choose_their_lane_by_estimated_seconds(tmp_path):
     assert colorize_seconds(str(tmp_path / "missing.png"), 512, arch) == 0  # fails at once when decoded
     assert 0 < gray_seconds(str(small)) < gray_seconds(str(big)) and suggest_seconds(str(big), 512, arch) > 0
     assert session_key("abc", "1.2.3.4") == "abc" and session_key(None, "1.2.3.4") == "address 1.2.3.4"
+
+
+# --- Many photos, side by side ---------------------------------------------------------------------------------------
+
+def _photo(path, size=(64, 48), colour=(200, 120, 40)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, "PNG")
+    return str(path)
+
+
+def test_a_batch_takes_photos_and_zips_names_each_result_and_checks_its_limits_before_decoding(tmp_path):
+    import zipfile
+
+    from colorization.serving import plan_batch
+
+    upload = tmp_path / "upload"
+    one, two = _photo(upload / "a"), _photo(upload / "b", (2000, 1500))
+    archive = upload / "c"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("trip/day 1.png", (upload / "a").read_bytes())
+        zf.writestr("../trip/day 1.png", (upload / "a").read_bytes())  # the same name once cleaned
+        zf.writestr("notes.txt", b"not a photo")
+        zf.writestr("inner.zip", archive.read_bytes() if archive.exists() else b"PK\x03\x04")
+    text = upload / "d"
+    text.write_text("hello")
+    batch = plan_batch([(one, "../a.png"), (two, "b.jpg"), (str(archive), "holiday.zip"), (str(text), "d.txt")],
+                       str(tmp_path), Limits())
+    names = [item.name for item in batch.items]
+    assert names == ["a", "b", "trip/day_1", "trip/day_1_2", "notes", "d"]
+    assert batch.notes == ["holiday.zip: inner.zip is a ZIP inside the ZIP; those are not opened"]
+    assert batch.megapixels == pytest.approx((64 * 48 * 3 + 2000 * 1500) / 1e6)
+    assert batch.items[4].header is None and batch.items[5].header is None  # decoding them will say why
+    assert batch.seconds(256, "effnet-unet regression") > batch.seconds(128, "effnet-unet regression") > 0
+    with pytest.raises(RequestError, match="Upload one or more photos"):
+        plan_batch([], str(tmp_path))
+    with pytest.raises(RequestError, match="3 files sent; at most 2 photos"):
+        plan_batch([(one, "a")] * 3, str(tmp_path), Limits(max_batch_photos=2))
+    with pytest.raises(RequestError, match="More than 3 photos sent"):
+        plan_batch([(one, "a"), (str(archive), "z.zip")], str(tmp_path), Limits(max_batch_photos=3))
+    with pytest.raises(RequestError, match="hold 3 megapixels; at most 2 are colorized"):
+        plan_batch([(two, "b")], str(tmp_path), Limits(max_batch_megapixels=2))
+    with zipfile.ZipFile(upload / "f", "w") as zf:
+        for i in range(9):
+            zf.writestr(f"{i}.txt", b"")
+    with pytest.raises(RequestError, match="The ZIP nine declares 9 entries .* at most 8 entries are read"):
+        plan_batch([(str(upload / "f"), "nine.zip")], str(tmp_path), Limits(max_batch_photos=2))
+    with pytest.raises(RequestError, match="No photos found in what was sent; x.zip: inner.zip is a ZIP inside"):
+        with zipfile.ZipFile(upload / "e", "w") as zf:
+            zf.writestr("inner.zip", archive.read_bytes())
+        plan_batch([(str(upload / "e"), "x.zip")], str(tmp_path))
+
+
+def test_a_batch_is_one_zip_of_full_resolution_pngs_and_a_broken_photo_is_named_while_the_others_are_done(
+        colorizer, tmp_path):
+    import zipfile
+
+    from PIL import Image
+
+    from colorization.serving import colorize_batch, plan_batch
+
+    upload = tmp_path / "upload"
+    good, gray = _photo(upload / "1", (96, 64)), upload / "2"
+    Image.new("L", (50, 40), 100).save(gray, "PNG")
+    broken = upload / "3"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    batch = plan_batch([(good, "kitchen.png"), (str(gray), "grandma.png"), (str(broken), "broken.png")],
+                       str(tmp_path))
+    seen = []
+    result = colorize_batch(colorizer, batch, str(tmp_path), 128, progress=lambda done, total: seen.append(
+        (done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)] and result.colorized == 2
+    assert len(result.notes) == 1 and result.notes[0].startswith("broken") and str(broken) not in result.notes[0]
+    with zipfile.ZipFile(result.path) as zf:
+        assert zf.namelist() == ["kitchen_colorized.png", "grandma_colorized.png"]
+        sizes = [Image.open(zf.open(name)).size for name in zf.namelist()]
+    assert sizes == [(96, 64), (50, 40)] and result.path.name == "colorized.zip"
+    with pytest.raises(RequestError, match="None of the 1 photos could be colorized: broken"):
+        colorize_batch(colorizer, plan_batch([(str(broken), "broken.png")], str(tmp_path)), str(tmp_path), 128)
+
+
+def test_a_comparison_shows_every_variant_beside_gray_and_scores_a_colour_photo(colorizer, tmp_path):
+    from PIL import Image
+
+    from colorization.serving import Variant, compare, compare_seconds
+
+    photo = _photo(tmp_path / "upload" / "x", (1600, 800))
+    variants = [Variant("small", colorizer, 128), Variant("large", colorizer, 256)]
+    result = compare(variants, photo, "../cat.png", str(tmp_path))
+    captions = [caption for _, caption in result.images]
+    assert captions[0].startswith("Gray: ") and captions[1].startswith("small: ") and captions[2].startswith("large: ")
+    assert captions[3].startswith("Original: colourfulness") and set(result.scores) == {"small", "large"}
+    assert all(Image.open(path).size == (1024, 512) for path, _ in result.images)
+    assert result.images[0][0].name == "cat_0.png"
+    gray = tmp_path / "g.png"
+    Image.new("L", (60, 40), 90).save(gray)
+    plain = compare(variants, str(gray), "g.png", str(tmp_path))
+    assert [caption for _, caption in plain.images] == ["Gray", "small", "large"] and plain.scores is None
+    seconds = compare_seconds(photo, [(128, "effnet-unet regression"), (256, "effnet-unet regression")])
+    assert 0 < seconds < COSTS.colorize((1600, 800), 256, "effnet-unet regression") * 2
+    broken = tmp_path / "b.png"
+    broken.write_bytes(b"nothing")
+    with pytest.raises(RequestError, match="b.png"):
+        compare(variants, str(broken), "b.png", str(tmp_path))
