@@ -1,4 +1,5 @@
-"""The tutorial notebooks' one setup call: fast mode, the photos, figure format, device, run folders."""
+"""The tutorial notebooks' one setup call (fast mode, the photos, figure format, device, run folders), and the
+constant-colour baseline they score beside gray."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
 
 from .paths import runs_dir
 from .runtime import choose_device
 from .sources import PhotoSource, photo_source
 
-__all__ = ["NotebookSetup", "setup"]
+__all__ = ["NotebookSetup", "setup", "constant_baseline"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,22 @@ def setup() -> NotebookSetup:
     logging.getLogger("colorization").setLevel(logging.ERROR)  # skipped gray photos are counted, not listed
     return NotebookSetup(**vars(source), fast=os.environ.get("COLORIZATION_FAST") == "1",
                          device=choose_device().type)
+
+
+def constant_baseline(paths: Sequence[Union[str, os.PathLike]], ab: Optional[tuple[float, float]] = None) -> dict:
+    """The constant-colour baseline on photos, beside gray: each photo's L with one ``ab`` (default: the one that
+    best fits these photos, :func:`~colorization.metrics.constant_ab_baseline`) on every pixel.
+
+    Returns :func:`~colorization.evaluation.summarize`'s means with the constant as ``"model"`` (so ``psnr_gain``
+    is the tint's gain over gray), ``"ab"``, and ``"per_image"`` records in :func:`score_images`' schema.
+    """
+    from .evaluation import score_images, summarize
+    from .images import read_image
+    from .metrics import constant_ab_baseline, constant_ab_image
+    from .pipeline import prepare
+
+    photos = [prepare(read_image(p)) for p in paths]
+    ab = tuple(ab) if ab is not None else constant_ab_baseline(p.truth for p in photos)
+    records = [{"file": str(path), **score_images(constant_ab_image(p.truth, ab), np.asarray(p.gray)[..., :3],
+                                                  p.truth)} for path, p in zip(paths, photos)]
+    return {**summarize(records), "ab": ab, "per_image": records}

@@ -36,3 +36,20 @@ def test_the_constant_is_the_pixel_weighted_mean_ab_and_a_uniform_tint_is_recove
 def test_no_photos_is_an_error():
     with pytest.raises(ValueError, match="no pixels"):
         constant_ab_baseline([])
+
+
+def test_the_notebooks_constant_baseline_scores_the_tint_beside_gray(tmp_path):
+    from PIL import Image
+
+    from colorization.notebook import constant_baseline
+
+    paths = []
+    for i, colour in enumerate([(190, 130, 90), (170, 120, 100)]):  # two warm photos, with some texture
+        pixels = np.clip(np.array(colour) + _photo(i, (20, 24, 3)) // 8, 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(pixels).save(paths[-1])
+    report = constant_baseline(paths)
+    assert report["ab"][1] > 10  # yellowish: b > 0
+    assert report["psnr_gain"] > 5 and report["model"]["psnr"] - report["gray"]["psnr"] == report["psnr_gain"]
+    assert [r["file"] for r in report["per_image"]] == [str(p) for p in paths]
+    assert constant_baseline(paths, ab=(0.0, 0.0))["psnr_gain"] == pytest.approx(0.0, abs=0.1)  # gray itself
