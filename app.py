@@ -10,10 +10,10 @@ from pathlib import Path
 import gradio as gr
 
 from colorization import Colorizer, available_weights, load_colorizer, read_metadata
-from colorization.serving import (Lanes, Limits, RequestError, architecture, choice, colorize_clip_upload,
-                                  colorize_seconds, colorize_upload, flag, gray_seconds, gray_version, hint_files,
-                                  number, render_size, session_key, share_cpu, suggest_at, suggest_seconds,
-                                  upload_path)
+from colorization.serving import (Lanes, Limits, RequestError, Variant, architecture, choice, colorize_batch,
+                                  colorize_clip_upload, colorize_seconds, colorize_upload, compare, compare_seconds,
+                                  flag, gray_seconds, gray_version, hint_files, number, plan_batch, render_size,
+                                  session_key, share_cpu, suggest_at, suggest_seconds, upload_files, upload_path)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -155,6 +155,65 @@ def _colorize_clip(model: str, path: str, name: str, size: int, temporal: bool, 
 
 
 @_user_errors
+async def colorize_many(files: list | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
+                        intensity: float = 1.0, request: gr.Request = None, progress=gr.Progress()):
+    """Colorize several photos, or ZIPs of photos, at full resolution; returns one ZIP of PNGs named after them and a
+    note naming any that could not be colorized."""
+    uploads = upload_files(files, demo.GRADIO_CACHE, LIMITS.max_batch_photos)
+    model = choice(model, "model", WEIGHTS)
+    size = _render_size(render_size)
+    intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
+    session = _session(request)
+    batch = await LANES.run(session, 0.0, plan_batch, uploads, demo.GRADIO_CACHE, LIMITS)  # headers, ZIP directories
+
+    def report(done: int, total: int) -> None:
+        progress((done, total), desc="colorizing photos", unit="photos")
+
+    result = await LANES.run(session, batch.seconds(size, ARCHITECTURES[model]), _colorize_many, model, batch, size,
+                             intensity, report, big=True)
+    left_out = len(batch.items) - result.colorized
+    note = (f"{result.colorized} photos colorized with **{get_colorizer(model).title}** at render size {size}"
+            + (f"; {left_out} could not be" if left_out else "") + ".")
+    return str(result.path), note + _notes(result.notes)
+
+
+@GPU
+def _colorize_many(model: str, batch, size: int, intensity: float, report):
+    return colorize_batch(get_colorizer(model), batch, demo.GRADIO_CACHE, size, intensity, LIMITS.max_megapixels,
+                          report)
+
+
+COMPARISONS = {"every model": "models", "render sizes": "sizes"}
+COMPARED_SIZES = [s for s in (128, 256, 384, 512) if LIMITS.render_sizes[0] <= s <= LIMITS.render_sizes[1]]
+
+
+@_user_errors
+async def compare_photo(image: dict | None, what: str = "every model", model: str = DEFAULT_MODEL,
+                        intensity: float = 1.0, request: gr.Request = None):
+    """The photo under every model (each at its own render size), or under the chosen model at a few render sizes,
+    side by side at screen size; returns the gallery's (PNG, caption) pairs and a note."""
+    path = upload_path(image, demo.GRADIO_CACHE)
+    what = COMPARISONS[choice(what, "comparison", COMPARISONS)]
+    model = choice(model, "model", WEIGHTS)
+    intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
+    variants = ([(name, None) for name in WEIGHTS] if what == "models" else [(model, s) for s in COMPARED_SIZES])
+    seconds = compare_seconds(path, [(size or DEFAULT_SIZE, ARCHITECTURES[name]) for name, size in variants])
+    name = str(image.get("orig_name") or "upload")
+    result = await LANES.run(_session(request), seconds, _compare, variants, path, name, intensity)
+    scored = ("Each is scored against your original (PSNR in dB, higher is closer) beside the gray version; "
+              "colourfulness says how vivid it is." if result.scores else
+              "Pick the one that looks right by eye, then colorize at full resolution with it.")
+    return [(str(png), caption) for png, caption in result.images], scored + _notes(result.notes)
+
+
+@GPU
+def _compare(variants: list[tuple[str, int | None]], path: str, name: str, intensity: float):
+    chosen = [Variant(get_colorizer(model).title if size is None else f"render size {size}", get_colorizer(model),
+                      size or get_colorizer(model).render_size) for model, size in variants]
+    return compare(chosen, path, name, demo.GRADIO_CACHE, intensity, LIMITS.max_megapixels)
+
+
+@_user_errors
 async def suggest(gray: dict | None, render_size: int, event: gr.SelectData, request: gr.Request = None):
     """Colours the classification model finds likely at the clicked point: shown, and put on the brush."""
     if SUGGESTER is None:
@@ -193,10 +252,17 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                 intensity = gr.Slider(0.0, LIMITS.max_intensity, value=1.0, step=0.05, label="Colour intensity",
                                       info="1.0 is the model's own output; 0 is gray.")
                 button = gr.Button("Colorize", variant="primary")
+                with gr.Row(equal_height=True):
+                    compare_what = gr.Radio(list(COMPARISONS), value="every model", label="Compare side by side",
+                                            scale=3)
+                    compare_button = gr.Button("Compare", scale=1)
             with gr.Column():
                 slider = gr.ImageSlider(label="Gray | colorized", format="png")
                 download = gr.File(label="Full-resolution PNG")
                 report = gr.Markdown()
+        gallery = gr.Gallery(label="Side by side", columns=len(WEIGHTS) + 2, height="auto", format="png",
+                             elem_id="compare")
+        compare_report = gr.Markdown()
         with gr.Row():
             with gr.Column():
                 gr.Markdown("### Your colours\nWrong colour, or too pale? Paint a few strokes or dots on the photo in the "
@@ -212,6 +278,20 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                 picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath")
                 suggestions = gr.HTML()
         gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
+    with gr.Tab("Many photos"):
+        gr.Markdown(f"Upload up to {LIMITS.max_batch_photos} photos, or ZIPs of them, with up to "
+                    f"{LIMITS.max_batch_megapixels:g} megapixels in all, and get back one ZIP of full-resolution PNGs "
+                    "named after them. A file that cannot be colorized is named in the note; the others are still done.")
+        with gr.Row():
+            with gr.Column():
+                many = gr.File(label="Photos or ZIPs", file_count="multiple", file_types=["image", ".zip"])
+                many_model = gr.Dropdown(model.choices, value=DEFAULT_MODEL, label="Model")
+                many_size = gr.Slider(*LIMITS.render_sizes, value=DEFAULT_SIZE, step=32, label="Render size")
+                many_intensity = gr.Slider(0.0, LIMITS.max_intensity, value=1.0, step=0.05, label="Colour intensity")
+                many_button = gr.Button("Colorize all", variant="primary")
+            with gr.Column():
+                many_result = gr.File(label="Colorized photos (ZIP)")
+                many_report = gr.Markdown()
     with gr.Tab("Video"):
         gr.Markdown(f"Upload a clip of up to {LIMITS.max_video_seconds:g} s and {LIMITS.video_budget.frames} frames, "
                     f"with frames of up to {LIMITS.max_video_megapixels:g} megapixels (640x360 is 0.23). Each frame "
@@ -239,6 +319,13 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
     picker.select(suggest, [picker, size], [suggestions, editor], preprocess=False, api_visibility="private", **lanes)
     button.click(colorize, [photo, model, size, intensity, editor], [slider, download, report], api_name="colorize",
                  preprocess=False, **lanes)
+    compare_button.click(compare_photo, [photo, compare_what, model, intensity], [gallery, compare_report],
+                         api_name="compare", preprocess=False, **lanes)
+    # Many photos take the big lane, one batch at a time; planning one (headers, ZIP directories) is quick.
+    many_model.change(lambda name: get_colorizer(name).render_size, many_model, many_size, api_visibility="private")
+    many_button.click(colorize_many, [many, many_model, many_size, many_intensity], [many_result, many_report],
+                      api_name="colorize_batch", preprocess=False, concurrency_id="batches",
+                      concurrency_limit=LIMITS.clips_admitted)
     clip_model.change(lambda name: get_colorizer(name).render_size, clip_model, clip_size, api_visibility="private")
     # The clip goes in as uploaded (preprocess=False): Gradio would otherwise re-encode it with an ffmpeg binary.
     clip_button.click(colorize_clip, [clip, clip_model, clip_size, temporal], [clip_result, clip_report],

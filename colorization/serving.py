@@ -83,6 +83,7 @@ __all__ = [
     "stored_file",
     "suggest_at",
     "suggest_seconds",
+    "upload_files",
     "upload_path",
 ]
 
@@ -264,6 +265,19 @@ def upload_path(value: Any, folder: str, missing: str = "Upload a photo first.")
     return stored_file(value["path"], folder)
 
 
+def upload_files(value: Any, folder: str, max_files: int = Limits.max_batch_photos) -> list[tuple[str, str]]:
+    """The stored files of a multiple-file upload's value (``[{"path": ..., "orig_name": ...}, ...]``), as (path,
+    name as sent) pairs; a RequestError for anything else, or more than ``max_files``."""
+    if not isinstance(value, list) or not value:
+        raise RequestError("Upload one or more photos, or a ZIP of photos, first.")
+    if len(value) > max_files:  # each is a file to check: a million would cost minutes before any limit
+        raise RequestError(f"{len(value)} files sent; at most {max_files} photos are colorized at once.")
+    if not all(isinstance(file, dict) and isinstance(file.get("path"), str) for file in value):
+        raise RequestError("Files must be uploads: [{\"path\": ...}, ...].")
+    return [(stored_file(file["path"], folder), str(file.get("orig_name") or Path(file["path"]).name))
+            for file in value]
+
+
 def hint_files(value: Any, folder: str, max_layers: int = Limits.max_hint_layers) -> list[str]:
     """The stored files of the painted layers in an image editor's value (``{"layers": [file, ...]}``); [] for none."""
     if value is None:
@@ -407,12 +421,13 @@ def colorize_clip_upload(colorizer: Colorizer, path: str, name: str, root: str, 
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One photo of a batch: the name its result gets (the upload's name, or its path inside the ZIP), the stored
-    file, and its header (None: Pillow cannot open it, and decoding it will say why)."""
+    """One photo of a batch: the name its result gets (from the upload's name, or its path inside the ZIP), the stored
+    file, its header (None: Pillow cannot open it, and decoding it will say why) and the name it was sent as."""
 
     name: str
     path: str
     header: Optional[Header]
+    sent: str
 
 
 @dataclass(frozen=True)
@@ -462,9 +477,10 @@ def plan_batch(files: Sequence[tuple[str, str]], root: str, limits: Limits = Lim
             for member in members:
                 sent += member.path.stat().st_size
                 stem = member_name(str(Path(member.name).with_suffix("")))
-                items.append(BatchItem(_unique(stem, taken), str(member.path), read_header(str(member.path))))
+                items.append(BatchItem(_unique(stem, taken), str(member.path), read_header(str(member.path)),
+                                       f"{safe_stem(name)}.zip/{member.name}"))
         else:  # an image, or a file that is neither: decoding it says which and why
-            items.append(BatchItem(_unique(safe_stem(name), taken), path, header))
+            items.append(BatchItem(_unique(safe_stem(name), taken), path, header, Path(name).name))
         if len(items) > limits.max_batch_photos:
             raise RequestError(f"More than {limits.max_batch_photos} photos sent; at most {limits.max_batch_photos} "
                                "are colorized at once.")
@@ -509,12 +525,12 @@ def colorize_batch(colorizer: Colorizer, batch: Batch, root: str, size: int, int
                     png = io.BytesIO()
                     result.save(png, "PNG", compress_level=1)
                     archive.writestr(f"{item.name}_colorized.png", png.getvalue())
-                    notes.extend(f"{item.name}: {note}" for note in photo.info.get("notes", []))
+                    notes.extend(f"{item.sent}: {note}" for note in photo.info.get("notes", []))
                     done += 1
                 except (ValueError, OSError) as exc:  # ImageError: the message says what is wrong with the file
-                    notes.append(_named(str(exc), {item.path: item.name}))
+                    notes.append(_named(str(exc), {item.path: item.sent}))
                 except MemoryError:
-                    notes.append(f"{item.name}: the server ran out of memory for this photo")
+                    notes.append(f"{item.sent}: the server ran out of memory for this photo")
                 if progress:
                     progress(i + 1, len(batch.items))
 

@@ -312,6 +312,8 @@ FILE_READERS = {
     "hints": ("colorize", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256, 1.0,
                                                {"background": None, "layers": [file], "composite": None}], None),
     "clip": ("colorize_clip", lambda file, photo: [file, "cnn.safetensors", 256, True], None),
+    "compare": ("compare", lambda file, photo: [file, "every model", "cnn.safetensors", 1.0], None),
+    "batch": ("colorize_batch", lambda file, photo: [[file], "cnn.safetensors", 256, 1.0], None),
 }
 
 
@@ -461,3 +463,66 @@ def test_a_clip_of_many_tiny_frames_is_refused_by_its_frame_count(client, tmp_pa
         client.predict(handle_file(str(clip)), api_name="/colorize_clip")
     assert type(info.value).__name__ == "AppError" and "COLORIZE" not in str(info.value)
     assert time.monotonic() - start < 30
+
+
+# --- Many photos, side by side (issue 25) ---------------------------------------------------------------------------
+
+def test_many_photos_and_a_zip_of_them_come_back_as_one_zip_of_full_resolution_pngs(client, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "trip.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(COLOUR, "../../day one/coffee.jpg")
+        zf.writestr("notes.txt", b"not a photo")
+    path, note = client.predict([handle_file(str(GRAY)), handle_file(str(archive))], api_name="/colorize_batch")
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["camera_bw_colorized.png", "day_one/coffee_colorized.png"]
+        assert Image.open(zf.open("day_one/coffee_colorized.png")).size == Image.open(COLOUR).size
+        assert Image.open(zf.open("camera_bw_colorized.png")).mode == "RGB"
+    assert note.startswith("2 photos colorized") and "1 could not be" in note and "trip.zip/notes.txt" in note
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("100,000 entries", "declares at least 65,535 entries"),
+    ("10 GB declared", "declares a.png as 4,096 MB"),
+    ("only a nested ZIP", "No photos found in what was sent; trip.zip: inner.zip is a ZIP inside the ZIP"),
+    ("not a ZIP at all", "The ZIP trip is not a readable ZIP"),
+])
+def test_hostile_zips_get_one_clear_message_and_the_server_keeps_serving(client, tmp_path, kind, message):
+    import struct
+    import zipfile
+
+    from gradio_client.exceptions import AppError
+
+    archive = tmp_path / "trip.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        if kind == "100,000 entries":
+            for i in range(100_000):
+                zf.writestr(f"{i:x}", b"")
+        elif kind == "10 GB declared":
+            zf.writestr("a.png", b"\0" * 1000)
+        elif kind == "only a nested ZIP":
+            zf.writestr("inner.zip", b"PK\x03\x04" + b"\0" * 100)
+    if kind == "10 GB declared":  # the directory's size field: 4 GB, the most a plain entry declares
+        data = bytearray(archive.read_bytes())
+        struct.pack_into("<L", data, data.index(b"PK\x01\x02") + 24, 0xFFFFFFFF)
+        archive.write_bytes(bytes(data))
+    if kind == "not a ZIP at all":
+        archive.write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict([handle_file(str(archive))], api_name="/colorize_batch")
+    _, shown, _, _ = colorize(client, GRAY)
+    assert shown.size == Image.open(GRAY).size
+
+
+def test_compare_shows_the_photo_under_every_model_beside_gray_and_the_original(client):
+    gallery, note = client.predict(handle_file(str(COLOUR)), api_name="/compare")
+    captions = [item["caption"] for item in gallery]
+    assert captions[0].startswith("Gray: ") and captions[-1].startswith("Original: colourfulness")
+    assert len(gallery) == len(list(REPO.glob("weights/*.safetensors"))) + 2
+    assert all(re.search(r": \d+\.\d\d dB, colourfulness \d+\.\d$", c) for c in captions[:-1]), captions
+    assert all(Image.open(item["image"]).size == Image.open(COLOUR).size for item in gallery)  # under 1024 px
+    assert "scored against your original" in note
+    gallery, note = client.predict(handle_file(str(GRAY)), "render sizes", api_name="/compare")
+    assert [item["caption"] for item in gallery] == ["Gray"] + [f"render size {s}" for s in (128, 256, 384, 512)]
+    assert "Pick the one" in note

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import threading
 import time
 
@@ -287,6 +288,20 @@ def test_only_files_stored_in_the_folder_are_read_and_every_refusal_reads_the_sa
             upload_path(value, str(folder), "Upload a clip first.")
 
 
+def test_a_multiple_file_upload_is_checked_file_by_file(tmp_path):
+    from colorization.serving import upload_files
+
+    stored = tmp_path / "a"
+    stored.write_bytes(b"x")
+    assert upload_files([{"path": str(stored), "orig_name": "trip.zip"}, {"path": str(stored)}], str(tmp_path)) == [
+        (str(stored), "trip.zip"), (str(stored), "a")]
+    for value, message in (([], "Upload one or more"), (None, "Upload one or more"), ("a", "Upload one or more"),
+                           ([{"path": str(stored)}] * 3, "3 files sent; at most 2"), ([{"url": "x"}], "must be uploads"),
+                           ([{"path": "/etc/passwd"}], NOT_UPLOADED)):
+        with pytest.raises(RequestError, match=re.escape(message)):
+            upload_files(value, str(tmp_path), max_files=2)
+
+
 def test_hint_layers_of_an_editor_value_are_checked(tmp_path):
     layer = tmp_path / "layer.png"
     layer.write_bytes(b"x")
@@ -433,6 +448,8 @@ def test_a_batch_takes_photos_and_zips_names_each_result_and_checks_its_limits_b
     assert batch.notes == ["holiday.zip: inner.zip is a ZIP inside the ZIP; those are not opened"]
     assert batch.megapixels == pytest.approx((64 * 48 * 3 + 2000 * 1500) / 1e6)
     assert batch.items[4].header is None and batch.items[5].header is None  # decoding them will say why
+    assert [item.sent for item in batch.items] == ["a.png", "b.jpg", "holiday.zip/trip/day_1.png",
+                                                   "holiday.zip/trip/day_1.png", "holiday.zip/notes.txt", "d.txt"]
     assert batch.seconds(256, "effnet-unet regression") > batch.seconds(128, "effnet-unet regression") > 0
     with pytest.raises(RequestError, match="Upload one or more photos"):
         plan_batch([], str(tmp_path))
@@ -472,12 +489,12 @@ def test_a_batch_is_one_zip_of_full_resolution_pngs_and_a_broken_photo_is_named_
     result = colorize_batch(colorizer, batch, str(tmp_path), 128, progress=lambda done, total: seen.append(
         (done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)] and result.colorized == 2
-    assert len(result.notes) == 1 and result.notes[0].startswith("broken") and str(broken) not in result.notes[0]
+    assert len(result.notes) == 1 and result.notes[0].startswith("broken.png") and str(broken) not in result.notes[0]
     with zipfile.ZipFile(result.path) as zf:
         assert zf.namelist() == ["kitchen_colorized.png", "grandma_colorized.png"]
         sizes = [Image.open(zf.open(name)).size for name in zf.namelist()]
     assert sizes == [(96, 64), (50, 40)] and result.path.name == "colorized.zip"
-    with pytest.raises(RequestError, match="None of the 1 photos could be colorized: broken"):
+    with pytest.raises(RequestError, match="None of the 1 photos could be colorized: broken.png"):
         colorize_batch(colorizer, plan_batch([(str(broken), "broken.png")], str(tmp_path)), str(tmp_path), 128)
 
 
