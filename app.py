@@ -200,10 +200,15 @@ async def compare_photo(image: dict | None, what: str = "every model", model: st
     seconds = compare_seconds(path, [(size or DEFAULT_SIZE, ARCHITECTURES[name]) for name, size in variants])
     name = str(image.get("orig_name") or "upload")
     result = await LANES.run(_session(request), seconds, _compare, variants, path, name, intensity)
-    scored = ("Each is scored against your original (PSNR in dB, higher is closer) beside the gray version; "
-              "colourfulness says how vivid it is." if result.scores else
-              "Pick the one that looks right by eye, then colorize at full resolution with it.")
-    return [(str(png), caption) for png, caption in result.images], scored + _notes(result.notes)
+    note = "Pick the one that looks right by eye, then colorize at full resolution with it."
+    if result.scores:  # a colour photo: each scored against it, the learning moment of the Photo tab
+        record = next(iter(result.scores.values()))
+        rows = [("Gray baseline", record["gray"])] + [(label, r["model"]) for label, r in result.scores.items()]
+        note = ("Each is scored against your original (PSNR in dB, higher is closer); colourfulness says how vivid it "
+                "is.\n\n| | PSNR (dB) | Colourfulness |\n|---|---:|---:|\n"
+                + "".join(f"| {label} | {s['psnr']:.2f} | {s['colorfulness']:.1f} |\n" for label, s in rows)
+                + f"| Your original | | {record['ground_truth']['colorfulness']:.1f} |")
+    return [(str(png), caption) for png, caption in result.images], note + _notes(result.notes)
 
 
 @GPU
@@ -260,7 +265,7 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                 slider = gr.ImageSlider(label="Gray | colorized", format="png")
                 download = gr.File(label="Full-resolution PNG")
                 report = gr.Markdown()
-        gallery = gr.Gallery(label="Side by side", columns=len(WEIGHTS) + 2, height="auto", format="png",
+        gallery = gr.Gallery(label="Side by side", columns=len(WEIGHTS) + 2, height=320, format="png",
                              elem_id="compare")
         compare_report = gr.Markdown()
         with gr.Row():

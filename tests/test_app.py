@@ -522,7 +522,7 @@ def test_compare_shows_the_photo_under_every_model_beside_gray_and_the_original(
     assert len(gallery) == len(list(REPO.glob("weights/*.safetensors"))) + 2
     assert all(re.search(r": \d+\.\d\d dB, colourfulness \d+\.\d$", c) for c in captions[:-1]), captions
     assert all(Image.open(item["image"]).size == Image.open(COLOUR).size for item in gallery)  # under 1024 px
-    assert "scored against your original" in note
+    assert "scored against your original" in note and note.count("\n| ") == len(gallery) + 1  # a header, each shown
     gallery, note = client.predict(handle_file(str(GRAY)), "render sizes", api_name="/compare")
     assert [item["caption"] for item in gallery] == ["Gray"] + [f"render size {s}" for s in (128, 256, 384, 512)]
     assert "Pick the one" in note

@@ -162,3 +162,48 @@ def test_a_click_offers_suggested_colours_on_the_brush(page, off_machine):
     palette = page.locator("#hints button[style*='background-color']")
     assert palette.count() > 9  # the six suggestions joined the nine fixed colours
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
+
+
+def test_many_photos_tab_returns_one_zip_of_full_resolution_pngs(page, off_machine, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "holiday.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("coffee.jpg", "astronaut.jpg"):
+            zf.write(EXAMPLES / name, f"holiday/{name}")
+    page.get_by_role("tab", name="Many photos").click()
+    tab = page.locator("[role=tabpanel]:visible")
+    tab.locator("input[type=file]").set_input_files([str(EXAMPLES / "camera_bw.jpg"), str(archive)])
+    tab.get_by_text("holiday.zip").first.wait_for(timeout=30_000)  # both uploaded and listed
+    tab.get_by_role("button", name="Colorize all").click()
+    link = tab.locator("a[href$='colorized.zip']").first
+    link.wait_for(state="attached", timeout=120_000)
+    note = tab.get_by_text("3 photos colorized").first
+    note.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    path = tmp_path / "result.zip"
+    download.value.save_as(path)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["camera_bw_colorized.png", "holiday/coffee_colorized.png",
+                                 "holiday/astronaut_colorized.png"]
+        coffee = Image.open(zf.open("holiday/coffee_colorized.png"))
+        assert coffee.size == Image.open(EXAMPLES / "coffee.jpg").size
+    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
+
+
+def test_compare_shows_every_model_side_by_side(page, off_machine):
+    page.locator("img[src*='coffee']").first.click()  # an example
+    page.locator(".image-frame img[src*='coffee']").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Compare", exact=True).click()
+    gallery = page.locator("#compare")
+    models = len(list(REPO.glob("weights/*.safetensors")))
+    page.wait_for_function(
+        f"""() => {{ const imgs = [...document.querySelectorAll("#compare img")];
+                    return imgs.length >= {models + 2} && imgs.every(i => i.complete && i.naturalWidth > 0); }}""",
+        timeout=120_000,
+    )
+    text = gallery.inner_text()
+    assert "Gray: " in text and "Original: colourfulness" in text and text.count(" dB, colourfulness ") == models + 1
+    gallery.scroll_into_view_if_needed()
+    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
