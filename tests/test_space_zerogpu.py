@@ -15,6 +15,7 @@ import re
 import runpy
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,8 @@ def _clip(path: Path, source: Path, frames: int = 40) -> Path:
 
 
 def _exercise(client: Client, bundle: Path, tmp_path: Path) -> dict:
-    """A photo, a clip (counting its progress updates) and a file that is not a video, through the API."""
+    """A photo, a clip (counting its progress updates), two photos at once, a comparison and a file that is
+    not a video, through the API."""
     (_, _), png, note = client.predict(handle_file(str(bundle / PHOTO)), api_name="/colorize")
     job = client.submit(handle_file(str(_clip(tmp_path / "slide.mp4", bundle / "examples" / "coffee.jpg"))),
                         api_name="/colorize_clip")
@@ -94,12 +96,17 @@ def _exercise(client: Client, bundle: Path, tmp_path: Path) -> dict:
         updates.update((unit.index, unit.length) for unit in job.status().progress_data or [])
         time.sleep(0.05)
     _, clip_note = job.result()
+    archive, batch_note = client.predict([handle_file(str(bundle / PHOTO)), handle_file(str(bundle / "examples" /
+                                          "rocket_bw.jpg"))], api_name="/colorize_batch")
+    with zipfile.ZipFile(archive) as zipped:
+        batch = sorted(zipped.namelist())
+    gallery, _ = client.predict(handle_file(str(bundle / PHOTO)), api_name="/compare")
     fake = tmp_path / "fake.mp4"
     fake.write_bytes(b"not a video at all" * 100)
     with pytest.raises(Exception) as refused:
         client.predict(handle_file(str(fake)), api_name="/colorize_clip")
     return {"png": Image.open(png).convert("RGB"), "note": note, "updates": len(updates), "clip_note": clip_note,
-            "refusal": str(refused.value)}
+            "batch": batch, "batch_note": batch_note, "compared": len(gallery), "refusal": str(refused.value)}
 
 
 def _clean_env(python: str) -> dict:
@@ -127,7 +134,7 @@ def check_zerogpu_app(bundle: Path, python: str, tmp_path: Path) -> dict:
     asked = [call["duration_s"] for call in calls if "duration_s" in call]
     workers = {call["worker_pid"] for call in calls if "worker_pid" in call}
     # Each GPU call went to a forked worker, with a duration of its own under ZeroGPU's default minute.
-    assert len(asked) >= 3 and workers and proc.pid not in workers, calls
+    assert len(asked) >= 5 and workers and proc.pid not in workers, calls
     assert all(seconds is not None and 0 < seconds < 60 for seconds in asked), f"durations asked: {asked}"
     # The work and its result crossed the process boundary unchanged: the same pixels as the plain route.
     assert zerogpu["png"].size == Image.open(bundle / PHOTO).size
@@ -135,6 +142,9 @@ def check_zerogpu_app(bundle: Path, python: str, tmp_path: Path) -> dict:
     # The clip's progress reached the page from the worker, and its note is the plain route's.
     assert zerogpu["updates"] > 0 and plain["updates"] > 0, (zerogpu["updates"], plain["updates"])
     assert zerogpu["clip_note"].split(" in ")[0] == plain["clip_note"].split(" in ")[0]
+    # Many photos and the comparison come back as they do plainly.
+    assert zerogpu["batch"] == plain["batch"] and len(zerogpu["batch"]) == 2 and "2 photos" in zerogpu["batch_note"]
+    assert zerogpu["compared"] == plain["compared"] >= len(SPACE["offered_weights"]())
     # A refusal raised inside the GPU call reaches the user as its message, not as "ZeroGPU worker error".
     assert "fake.mp4" in zerogpu["refusal"] and zerogpu["refusal"] == plain["refusal"], zerogpu["refusal"]
     return {"plain_s": plain_s, "asked": asked, "workers": len(workers)}
