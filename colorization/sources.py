@@ -235,15 +235,22 @@ class TrainingPhotos:
         return kept, seen
 
 
-def _training_folders(meta: dict[str, Any]) -> list[str]:
-    """Every training folder recorded for a file: its run's, and those of the runs it started from or mixed."""
+# The collections added to the project's train/ on 2026-12-01 (../shared/data/README.md: 5,207 photos), after
+# every run behind the shipped weights files. Their metadata names the folder, not its collections; what dates a
+# run is its recorded pool (train, validation and skipped photos): short of today's folder by about these eight.
+ADDED_2026_12_01 = ("camvid_streets", "ccp_street_fashion", "clothing_small", "food101_subset", "grocery_store",
+                    "houses_rooms", "shanghaitech_crowds", "stanford_cars_rbfix")
+
+
+def _training_runs(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training record of a file's run and of every run it started from or mixed."""
     training = meta.get("training") or {}
-    folders = list(training.get("data") or (training.get("config") or {}).get("data") or [])
+    runs = [training] if training.get("data") or training.get("config") else []
     for part in training.get("interpolated_from", []):
-        folders += _training_folders(part)
+        runs += _training_runs(part)
     if training.get("initialized_from"):
-        folders += _training_folders(training["initialized_from"])
-    return folders
+        runs += _training_runs(training["initialized_from"])
+    return runs
 
 
 def _project_train(recorded: str) -> Optional[Path]:
@@ -259,17 +266,33 @@ def _project_train(recorded: str) -> Optional[Path]:
     return folder.joinpath(*inside)
 
 
-def _manifest_photos(folder: Path) -> dict[str, list[Path]]:
-    """Every photo the manifests under ``folder`` list, by :func:`photo_key` of its file and original names."""
+@functools.lru_cache(maxsize=64)
+def _manifest_photos(collection: str) -> dict[str, tuple[Path, ...]]:
+    """Every photo one collection's manifest lists, by :func:`photo_key` of its file and original names."""
     names: dict[str, list[Path]] = {}
-    manifests = [folder / "manifest.csv"] if (folder / "manifest.csv").is_file() else []
-    manifests = manifests or sorted(folder.glob("*/manifest.csv"))
-    for manifest in manifests:
-        with open(manifest, newline="", encoding="utf-8") as rows:
-            for row in csv.DictReader(rows):
-                for key in {photo_key(row[k]) for k in ("file", "original_path") if row.get(k)}:
-                    names.setdefault(key, []).append(manifest.parent / row["file"])
-    return names
+    with open(Path(collection) / "manifest.csv", newline="", encoding="utf-8") as rows:
+        for row in csv.DictReader(rows):
+            for key in {photo_key(row[k]) for k in ("file", "original_path") if row.get(k)}:
+                names.setdefault(key, []).append(Path(collection) / row["file"])
+    return {k: tuple(v) for k, v in names.items()}
+
+
+def _collections_of(run: dict[str, Any], folder: Path) -> list[Path]:
+    """The collections of the project's ``folder`` (or ``folder`` itself, one collection) that ``run`` drew from:
+    all of them, but for the ones added on 2026-12-01 when its pool shows it drew before them. A run that sampled
+    (``max_photos``) or set photos apart (``val_data``) records no pool to date it: all of them count."""
+    if (folder / "manifest.csv").is_file():
+        return [folder]
+    collections = sorted(m.parent for m in folder.glob("*/manifest.csv"))
+    config = run.get("config") or {}
+    pool = [run.get(k) for k in ("train_photos", "val_photos", "skipped_photos")]
+    if config.get("max_photos") or config.get("val_data") or not all(isinstance(n, int) for n in pool):
+        return collections
+    counts = {c.name: len({f for files in _manifest_photos(str(c)).values() for f in files}) for c in collections}
+    added = sum(counts.get(name, 0) for name in ADDED_2026_12_01)
+    if added and sum(counts.values()) - sum(pool) >= 0.9 * added:
+        return [c for c in collections if c.name not in ADDED_2026_12_01]
+    return collections
 
 
 @functools.lru_cache(maxsize=16)
@@ -278,27 +301,28 @@ def _trained_on(path: str, stamp: int) -> TrainingPhotos:
 
     names: dict[str, list[Path]] = {}
     unlisted: list[str] = []
-    for recorded in dict.fromkeys(_training_folders(read_metadata(path))):
-        collection = _project_train(recorded)
-        if collection is not None and collection.is_dir() and (found := _manifest_photos(collection)):
-            photos = found
-        elif collection is None and Path(recorded).is_dir():  # a folder of its own (a notebook's run): its files
-            photos = {}
-            for file in find_images([Path(recorded)]):
-                photos.setdefault(photo_key(file), []).append(file)
-        else:
-            unlisted.append(recorded)
-            continue
-        for key, files in photos.items():
-            names.setdefault(key, []).extend(files)
-    return TrainingPhotos({k: tuple(v) for k, v in names.items()}, tuple(unlisted))
+    for run in _training_runs(read_metadata(path)):
+        for recorded in run.get("data") or (run.get("config") or {}).get("data") or []:
+            folder = _project_train(recorded)
+            if folder is not None and folder.is_dir() and (collections := _collections_of(run, folder)):
+                photos = [_manifest_photos(str(c)) for c in collections]
+            elif folder is None and Path(recorded).is_dir():  # a folder of its own (a notebook's run): its files
+                photos = [{photo_key(f): (f,) for f in find_images([Path(recorded)])}]
+            else:
+                unlisted.append(recorded)
+                continue
+            for part in photos:
+                for key, files in part.items():
+                    names.setdefault(key, []).extend(files)
+    return TrainingPhotos({k: tuple(dict.fromkeys(v)) for k, v in names.items()}, tuple(dict.fromkeys(unlisted)))
 
 
 def trained_on(weights: Union[str, os.PathLike]) -> TrainingPhotos:
     """The photos the runs behind a weights file trained on, read from the training folders its metadata records.
 
-    The project's collection counts whole (every collection in its manifests, those added after a run too): a
-    photo left out that was not trained on costs a smaller sample, one kept that was trained on flatters the score.
+    Of the project's collection, every collection in its manifests counts, but for those added on 2026-12-01 when
+    a run's recorded pool dates it before them (:data:`ADDED_2026_12_01`); when in doubt a collection counts: a
+    photo left out that was not trained on costs a smaller sample, one kept that was trained on flatters a score.
     """
     path = Path(weights).resolve()
     return _trained_on(str(path), path.stat().st_mtime_ns)

@@ -237,3 +237,31 @@ def test_without_the_collection_it_says_it_cannot_tell(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="cannot tell which photos w.safetensors trained on.*Imagenette"):
         kept, left_out = sources.exclude_training_photos([tmp_path / "own" / "a.png"], weights)
     assert left_out == [tmp_path / "own" / "a.png"] and kept == []
+
+
+def test_a_run_dated_before_the_added_collections_did_not_train_on_them(tmp_path, monkeypatch):
+    """The metadata names the folder; a run's recorded pool, short of today's by the collections added on
+    2026-12-01, says it drew before them. A run that sampled (max_photos) cannot be dated: all collections count."""
+    from colorization.models import build_model
+    from colorization.weights import save_weights
+
+    train = tmp_path / "shared" / "data" / "train"
+    for collection, names in (("old", ["a", "b", "c"]), ("houses_rooms", ["room1", "room2"])):
+        rows = ["file,width,height,source,original_path,license"]
+        for name in names:
+            _pattern(train / collection / f"{name}.webp", hash(name) % 1000)
+            rows.append(f"{name}.webp,48,32,x,{name}.jpg,none")
+        (train / collection / "manifest.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(sources, "data_dir", lambda: tmp_path / "shared" / "data")
+
+    def weights(name: str, **config) -> Path:
+        run = {"data": ["../shared/data/train"], "train_photos": 2, "val_photos": 1, "skipped_photos": 0,
+               "config": {"data": ["../shared/data/train"], "max_photos": 0, **config}}
+        save_weights(tmp_path / name, build_model("unet", base_channels=4, depth=2), {"training": run})
+        return tmp_path / name
+
+    rooms = [train / "houses_rooms" / "room1.webp", train / "old" / "a.webp"]
+    kept, left_out = sources.exclude_training_photos(rooms, weights("dated.safetensors"))
+    assert kept == [rooms[0]] and left_out == [rooms[1]]
+    kept, left_out = sources.exclude_training_photos(rooms, weights("sampled.safetensors", max_photos=3))
+    assert kept == [] and left_out == rooms
