@@ -12,6 +12,7 @@ beside the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import platform
@@ -32,6 +33,7 @@ from colorization.color import rgb_to_l
 from colorization.hints import hint_image, hints_at, propagate
 from colorization.images import read_image, to_rgb_array
 from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
+from colorization.reference import prepare_reference, reference_hints
 
 HINT_POINTS = 10
 
@@ -132,6 +134,13 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
     hints = hint_image(points, image.size)
     l_np_small = colorizer.l_small(l)
     small_hints = hints_at(hints, (rh, rw))
+    # A reference of the same scene, as evaluate --reference same makes it (mirrored, 80 %): its matches pass the
+    # gate, so the solve runs, the slower of a reference's two paths.
+    buffer = io.BytesIO()
+    image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((round(image.width * 0.8), round(image.height * 0.8)),
+                                                            Image.BICUBIC).save(buffer, "JPEG", quality=90)
+    reference_jpeg = buffer.getvalue()
+    reference = prepare_reference(read_image(io.BytesIO(reference_jpeg)), (rh, rw))
     eccv16 = ECCV16Layout().eval()
     x_eccv = torch.rand(1, 1, 256, 256) * 100
     whole = f"ours: whole pipeline, {image.width}x{image.height} photo"
@@ -152,6 +161,13 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
                 lambda: colorizer(read_image(io.BytesIO(jpeg)), hints=hints), runs),
             f"  hints to render resolution ({rw}x{rh})": time_call(lambda: hints_at(hints, (rh, rw)), runs),
             f"  propagation solve at {rw}x{rh}": time_call(lambda: propagate(l_np_small, ab_small, *small_hints), runs),
+            "ours: whole pipeline with a reference photo (colour like this photo), both decoded": time_call(
+                lambda: colorizer(read_image(io.BytesIO(jpeg)), reference=read_image(io.BytesIO(reference_jpeg))),
+                runs),
+            "  reference decoded, checked and resized": time_call(
+                lambda: prepare_reference(read_image(io.BytesIO(reference_jpeg)), (rh, rw)), runs),
+            "  matching: encoder on both, similarity, gate": time_call(
+                lambda: reference_hints(colorizer, l_np_small, dataclasses.replace(reference, features={})), runs),
         }
     rows = {name: _percentiles_ms(t) for name, t in times.items()}
     return {

@@ -15,6 +15,7 @@ from .images import ImageError, find_images, read_image
 from .metrics import colorfulness, psnr, ssim
 from .models import MODELS, build_model
 from .pipeline import Colorizer, available_weights, load_colorizer, prepare
+from .reference import ReferenceMatches, match_reference, prepare_reference
 from .video import (VideoBudget, VideoError, VideoInfo, VideoStats, colorize_frames, colorize_video, evaluate_video,
                     is_video, probe_video)
 from .weights import WeightsError, load_weights, read_metadata, save_weights
@@ -23,6 +24,7 @@ __all__ = [
     "Colorizer",
     "ImageError",
     "MODELS",
+    "ReferenceMatches",
     "VideoBudget",
     "VideoError",
     "VideoInfo",
@@ -42,7 +44,9 @@ __all__ = [
     "lab_to_rgb",
     "load_colorizer",
     "load_weights",
+    "match_reference",
     "prepare",
+    "prepare_reference",
     "probe_video",
     "psnr",
     "read_image",

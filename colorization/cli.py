@@ -113,6 +113,8 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--hints", help="for one photo: an RGBA image of its size whose opaque pixels carry wanted "
                                    "colours, spread along the photo's edges (for one clip: on its first frame, "
                                    "carried along the motion)")
+    p.add_argument("--reference", help="a colour photo whose colours, where it confidently matches, become hints "
+                                       "for every photo (--hints win where both give one; photos only)")
     p.add_argument("--no-temporal", dest="temporal", action="store_false",
                    help="clips: colorize each frame alone (the per-frame baseline, which flickers)")
     p.add_argument("--blend", type=_finite, help="clips: share of the previous frame's colour kept where the "
@@ -142,6 +144,9 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
                    help="full: score every photo as it is (default); imagenet256: resize each photo to 256x256 "
                         "(bicubic, no crop) first and make the gray input from that, as DDColor and MultiColor "
                         "score ImageNet")
+    p.add_argument("--reference", choices=["same", "unrelated"],
+                   help="give each photo a reference photo and measure its gain over the automatic result: same "
+                        "(its own colour original, mirrored and scaled to 80 %%) or unrelated (the next photo)")
     p.add_argument("--device")
 
     p = sub.add_parser("evaluate-video", help="per-frame scores and temporal consistency (warp error, CDC) of "
@@ -193,10 +198,19 @@ def _colorize(args) -> int:
         from .images import read_image
 
         hints = read_image(args.hints)
+    reference = None
+    if args.reference:
+        if videos:
+            raise CLIError("--reference colours photos only, not clips")
+        from .reference import prepare_reference
+
+        size = args.render_size or colorizer.render_size
+        reference = prepare_reference(args.reference, (size, size))  # read once, a clear error before any photo
     budget = _video_budget() if videos else None  # a bad variable is said before any photo is written
     failed = 0
     if files:
-        for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size, hints=hints):
+        for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size, hints=hints,
+                                                     reference=reference):
             if isinstance(result, Exception):
                 failed += 1
                 _say(f"error: {result}")
@@ -280,7 +294,7 @@ def _evaluate(args) -> int:
         raise ValueError("--hints must be at least 0")
     args.data = _data_paths(args.data)
     report = evaluate(colorizer, args.data, args.render_size, limit=args.limit, intensity=args.intensity,
-                      hints=args.hints, seed=args.seed, protocol=args.protocol)
+                      hints=args.hints, seed=args.seed, protocol=args.protocol, reference=args.reference)
     print(format_table(report, f"{colorizer.title} on {', '.join(args.data)}"))
     for error in report["errors"]:
         _say(f"error: {error}")

@@ -14,8 +14,8 @@ from .images import ImageError, as_uint8, find_images, read_image, to_rgb_array
 from .metrics import colorfulness, image_metrics
 from .pipeline import Colorizer, Prepared, prepare
 
-__all__ = ["evaluate", "format_table", "prepare_for_protocol", "score_prepared", "score_images", "summarize",
-           "PROTOCOLS", "SCORE_KEYS", "PSNR_CEILING"]
+__all__ = ["evaluate", "format_table", "prepare_for_protocol", "protocol_reference", "score_prepared", "score_images",
+           "summarize", "PROTOCOLS", "REFERENCE_MODES", "SCORE_KEYS", "PSNR_CEILING"]
 
 SCORE_KEYS = ("psnr", "ssim", "colorfulness", "colorfulness_gap")
 # The most a photo's PSNR counts for in a mean. Scores are measured on 8-bit images, whose rounding to whole levels
@@ -27,6 +27,11 @@ PSNR_CEILING = 10 * math.log10(255.0**2 * 12)
 # How a photo is turned into the truth that is scored: "full" as it is (every pixel), "imagenet256" resized to
 # 256 x 256 first (bicubic, no crop), as DDColor (ICCV 2023) and MultiColor (ACM MM 2024) score ImageNet val50k.
 PROTOCOLS = {"full": None, "imagenet256": (256, 256)}
+# The reference protocol's two sides (``evaluate --reference``): "same" gives each photo its own colour original
+# mirrored and scaled to 80 % (the same content in another geometry: what a reference can gain at best),
+# "unrelated" the next photo of the folder (what one of another scene costs).
+REFERENCE_MODES = ("same", "unrelated")
+REFERENCE_SCALE = 0.8
 
 
 def score_images(result: np.ndarray, gray: np.ndarray, truth: np.ndarray) -> dict:
@@ -84,12 +89,13 @@ def _json_safe(record):
 
 
 def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Optional[int] = None,
-                   intensity: float = 1.0, hints=None):
-    """Colorize a prepared photo (with ``hints`` if given) and score result and gray baseline against it.
+                   intensity: float = 1.0, hints=None, reference=None):
+    """Colorize a prepared photo (with ``hints`` and ``reference`` if given) and score result and gray baseline
+    against it.
 
     Returns (result image, {"model": {...}, "gray": {...}, "ground_truth": {"colorfulness": x}}).
     """
-    result = colorizer.colorize_prepared(prepared, render_size, intensity, hints)
+    result = colorizer.colorize_prepared(prepared, render_size, intensity, hints, reference)
     return result, score_images(_rgb(result), _rgb(prepared.gray), prepared.truth)
 
 
@@ -110,6 +116,20 @@ def prepare_for_protocol(image: Image.Image, protocol: str = "full") -> Prepared
     return prepare(truth)
 
 
+def protocol_reference(truth: np.ndarray, mode: str, next_truth: Optional[np.ndarray] = None) -> Image.Image:
+    """The reference a photo gets under one of :data:`REFERENCE_MODES`: its own colour original ``truth`` (uint8
+    RGB) mirrored left-right and scaled to 80 % ("same"), or ``next_truth``, the next photo's ("unrelated")."""
+    if mode == "same":
+        image = Image.fromarray(truth, "RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        size = (max(1, round(image.width * REFERENCE_SCALE)), max(1, round(image.height * REFERENCE_SCALE)))
+        return image.resize(size, Image.BICUBIC)
+    if mode == "unrelated":
+        if next_truth is None:
+            raise ValueError("an unrelated reference needs the next photo")
+        return Image.fromarray(next_truth, "RGB")
+    raise ValueError(f"unknown reference mode {mode!r}; known: {', '.join(REFERENCE_MODES)}")
+
+
 def _rgb(image: Image.Image) -> np.ndarray:
     """(H, W, 3) uint8 view of a composed RGB or RGBA image (no copy through ``convert`` for RGB)."""
     return np.asarray(image) if image.mode == "RGB" else np.asarray(image)[..., :3]
@@ -117,7 +137,7 @@ def _rgb(image: Image.Image) -> np.ndarray:
 
 def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], render_size: Optional[int] = None,
              limit: int = 0, progress: bool = True, intensity: float = 1.0, hints: int = 0, seed: int = 0,
-             protocol: str = "full") -> dict:
+             protocol: str = "full", reference: Optional[str] = None) -> dict:
     """Run the full-resolution pipeline on each photo's L and score it against the original.
 
     ``protocol`` (:data:`PROTOCOLS`) says what the original is: the photo as it is ("full"), or the photo resized
@@ -126,7 +146,10 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
     (:func:`colorization.hints.simulated_hints`, seeded with ``seed`` plus the photo's index), and measures the
     protocol's two sides: ``hint_gain``, dB over the automatic result (``automatic``), and ``leak``, the mean share
     of other colours' pixels that one dot moves (:func:`colorization.hints.leak_probe`, same seed; ``leak_photos``
-    photos have such pixels).
+    photos have such pixels). ``reference`` (:data:`REFERENCE_MODES`) gives each photo a reference photo
+    (:func:`protocol_reference`; "unrelated": the next photo, the last one the first) and measures ``reference_gain``,
+    dB over the automatic result, with ``reference_share`` (the mean share of cells matched) and
+    ``reference_gated`` (photos the gate gave no hint).
 
     Returns ``{"images", "protocol", "render_size", "intensity", "weights", "per_image", "errors"}``, the means of
     :func:`summarize`, ``psnr_capped`` ({"model": n, "gray": n}: PSNRs counted at :data:`PSNR_CEILING`) and
@@ -141,6 +164,10 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     if limit < 0:  # files[:-1] would drop the last photo without a word
         raise ValueError(f"limit must be at least 0 (0: every photo), got {limit}")
+    if reference is not None and reference not in REFERENCE_MODES:
+        raise ValueError(f"unknown reference mode {reference!r}; known: {', '.join(REFERENCE_MODES)}")
+    if reference is not None and hints:
+        raise ValueError("hints and a reference are measured one at a time")
     files = find_images(paths)
     if limit:
         files = files[:limit]
@@ -156,8 +183,12 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
             continue
         wanted = simulated_hints(prepared.truth, hints, seed + index) if hints else None
         try:  # e.g. a photo too long for the render size's activation memory: the others are still scored
-            _, scores = score_prepared(colorizer, prepared, size, intensity, wanted)
-            photo_sides = _hint_sides(colorizer, prepared, size, intensity, seed + index) if hints else {}
+            if reference:
+                scores, photo_sides = _reference_sides(colorizer, prepared, size, intensity, reference,
+                                                       files[(index + 1) % len(files)], protocol)
+            else:
+                _, scores = score_prepared(colorizer, prepared, size, intensity, wanted)
+                photo_sides = _hint_sides(colorizer, prepared, size, intensity, seed + index) if hints else {}
         except ImageError as exc:
             errors.append(f"{path}: {exc}")
             continue
@@ -171,6 +202,13 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         automatic = float(np.mean(np.minimum([r["automatic_psnr"] for r in per_image], PSNR_CEILING)))
         sides = {"automatic": {"psnr": automatic}, "hint_gain": summary["model"]["psnr"] - automatic,
                  "leak": float(np.mean(leaks)) if leaks else None, "leak_photos": len(leaks)}
+    if reference:
+        automatic = float(np.mean(np.minimum([r["automatic_psnr"] for r in per_image], PSNR_CEILING)))
+        sides = {"automatic": {"psnr": automatic,
+                               "colorfulness": float(np.mean([r["automatic_colorfulness"] for r in per_image]))},
+                 "reference_gain": summary["model"]["psnr"] - automatic,
+                 "reference_share": float(np.mean([r["reference_share"] for r in per_image])),
+                 "reference_gated": sum(r["reference_gated"] for r in per_image)}
 
     return {
         "images": len(per_image),
@@ -179,6 +217,7 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         "intensity": float(intensity),
         "hints": int(hints),
         "hint_seed": int(seed),
+        "reference": reference,
         "weights": colorizer.info.get("path"),
         **summary,
         **_coverage(per_image),
@@ -196,6 +235,23 @@ def _hint_sides(colorizer: Colorizer, prepared: Prepared, size: int, intensity: 
     dotted = _rgb(colorizer.colorize_prepared(prepared, size, intensity, dot))
     return {"automatic_psnr": image_metrics(automatic, prepared.truth)["psnr"],
             "leak": leak(automatic, dotted, other)}
+
+
+def _reference_sides(colorizer: Colorizer, prepared: Prepared, size: int, intensity: float, mode: str,
+                     next_path, protocol: str) -> tuple[dict, dict]:
+    """One photo under the reference protocol: its scores with the reference of ``mode``, and the automatic
+    result's PSNR and colourfulness beside the matches' share of cells and whether the gate closed."""
+    from .reference import prepare_reference, reference_hints
+
+    next_truth = prepare_for_protocol(read_image(next_path), protocol).truth if mode == "unrelated" else None
+    l_small = colorizer.l_small(prepared.l, size)
+    ref = prepare_reference(protocol_reference(prepared.truth, mode, next_truth), l_small.shape)
+    matches = reference_hints(colorizer, l_small, ref)
+    _, scores = score_prepared(colorizer, prepared, size, intensity, reference=ref)
+    automatic = _rgb(colorizer.colorize_prepared(prepared, size, intensity))
+    return scores, {"automatic_psnr": image_metrics(automatic, prepared.truth)["psnr"],
+                    "automatic_colorfulness": colorfulness(automatic),
+                    "reference_share": matches.share, "reference_gated": matches.gated}
 
 
 def format_table(report: dict, title: str = "") -> str:
@@ -221,4 +277,9 @@ def format_table(report: dict, title: str = "") -> str:
                   f"({report['leak_photos']} photos)") if report["leak"] is not None else "no photo to measure it"
         lines.append(f"hints: {report['hint_gain']:+.2f} dB over automatic ({report['automatic']['psnr']:.2f}); "
                      f"leak {spread}")
+    if report.get("reference") and "reference_gain" in report:
+        lines.append(f"reference ({report['reference']}): {report['reference_gain']:+.2f} dB over automatic "
+                     f"({report['automatic']['psnr']:.2f}, colourfulness {report['automatic']['colorfulness']:.1f}); "
+                     f"{100 * report['reference_share']:.0f} % of cells matched, {report['reference_gated']} of "
+                     f"{report['images']} photos given no hint by the gate")
     return "\n".join(lines)

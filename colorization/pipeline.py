@@ -187,7 +187,7 @@ class Colorizer:
         return upsample_ab(self.predict_ab_small(l, render_size), l.shape)
 
     def colorize_prepared(self, prepared: Prepared, render_size: Optional[int] = None, intensity: float = 1.0,
-                          hints: Optional[ImageLike] = None) -> Image.Image:
+                          hints: Optional[ImageLike] = None, reference=None) -> Image.Image:
         """Colorize an already prepared photo (lets callers reuse the preparation)."""
         l_small = self.l_small(prepared.l, render_size)
         small_hints = None
@@ -199,6 +199,12 @@ class Colorizer:
                 raise ValueError(f"hints must be an image of the photo's size, {prepared.l.shape[1]}x"
                                  f"{prepared.l.shape[0]}, got {size[0]}x{size[1]}")
             small_hints = hints_at(hints, l_small.shape)
+        if reference is not None:
+            from .reference import Reference, merge_hints, prepare_reference, reference_hints
+
+            if not isinstance(reference, Reference):
+                reference = prepare_reference(reference, l_small.shape)
+            small_hints = merge_hints(small_hints, reference_hints(self, l_small, reference))
         ab = self._network(l_small, small_hints)
         if intensity != 1.0:  # scaled before upsampling: the same numbers, a fraction of the pixels
             ab = ab * np.float32(intensity)
@@ -210,23 +216,34 @@ class Colorizer:
         return compose(prepared.l, upsample_ab(ab, prepared.l.shape), prepared.alpha)
 
     def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0,
-                 hints: Optional[ImageLike] = None) -> Image.Image:
+                 hints: Optional[ImageLike] = None, reference=None) -> Image.Image:
         """Colorize a PIL image or array of any mode; returns RGB (RGBA if it had alpha) at the input size.
 
         ``intensity`` scales the predicted ab (1.0 = the model's output, 0 = gray). ``hints``: an RGBA image of
         the photo's size whose opaque pixels carry wanted colours (:func:`colorization.hints.hint_image` makes
         one from points); they are spread along the photo's edges over the prediction (only their chroma is used).
+        ``reference``: a colour photo (image, array or path) whose confidently matched colours become hints
+        (:mod:`colorization.reference`); the user's ``hints`` win where both give one.
         """
-        return self.colorize_prepared(prepare(image), render_size, intensity, hints)
+        return self.colorize_prepared(prepare(image), render_size, intensity, hints, reference)
 
     def colorize_files(self, paths: Iterable[Union[str, os.PathLike]], out_dir: Union[str, os.PathLike],
                        render_size: Optional[int] = None, progress: bool = True,
-                       hints: Optional[ImageLike] = None) -> Iterator[tuple[Path, Union[Path, ImageError]]]:
+                       hints: Optional[ImageLike] = None,
+                       reference=None) -> Iterator[tuple[Path, Union[Path, ImageError]]]:
         """Colorize many files into ``out_dir`` as PNG; yields (input, output path or the ImageError).
 
-        ``hints`` (see :meth:`__call__`) must have the size of every photo: in practice, one photo.
+        ``hints`` (see :meth:`__call__`) must have the size of every photo: in practice, one photo. ``reference``
+        (see :meth:`__call__`) is read once and serves every photo.
         """
         from tqdm.auto import tqdm
+
+        if reference is not None:
+            from .reference import Reference, prepare_reference
+
+            if not isinstance(reference, Reference):
+                size = check_render_size(int(render_size or self.render_size))
+                reference = prepare_reference(reference, (size, size))
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -239,7 +256,7 @@ class Colorizer:
                 yield path, exc
                 continue
             try:
-                result = self(image, render_size, hints=hints)
+                result = self(image, render_size, hints=hints, reference=reference)
             except ImageError as exc:  # e.g. too long a photo for the render size's memory: say which photo
                 yield path, ImageError(f"{path}: {exc}")
                 continue

@@ -250,3 +250,39 @@ def test_a_render_size_is_bounded_by_the_memory_it_implies(tmp_path, weights_fil
         _one_line_error(r, "render size 32768 needs about")
         assert "COLORIZE_MAX_ACTIVATION_GB" in r.stderr
     assert not (tmp_path / "huge").exists()
+
+
+def test_colorize_with_a_reference_photo(tmp_path, weights_file, eval_photos):
+    photo, reference = eval_photos[0], eval_photos[1]
+    r = run("colorize", str(photo), str(eval_photos[2]), "-o", str(tmp_path / "out"), "--weights", str(weights_file),
+            "--reference", str(reference))
+    assert r.returncode == 0, r.stderr
+    assert "colorized 2 of 2 photos" in r.stdout
+    assert Image.open(tmp_path / "out" / (photo.stem + ".png")).size == Image.open(photo).size
+    Image.open(reference).convert("L").save(tmp_path / "gray.png")
+    _one_line_error(run("colorize", str(photo), "-o", str(tmp_path / "gray"), "--weights", str(weights_file),
+                        "--reference", str(tmp_path / "gray.png")), "the reference has no colour to give")
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    _one_line_error(run("colorize", str(photo), "-o", str(tmp_path / "bad"), "--weights", str(weights_file),
+                        "--reference", str(tmp_path / "notes.jpg")), "not an image")
+    assert not (tmp_path / "gray").exists() and not (tmp_path / "bad").exists()  # refused before any photo
+
+
+def test_evaluate_with_a_reference_records_the_mode_and_both_sides(tmp_path, weights_file, eval_photos):
+    reports = {}
+    for mode in ("same", "unrelated"):
+        out = tmp_path / f"{mode}.json"
+        r = run("evaluate", "--weights", str(weights_file), "--data", *map(str, eval_photos[:3]), "--json", str(out),
+                "--render-size", "64", "--reference", mode)
+        assert r.returncode == 0, r.stderr
+        assert f"reference ({mode})" in r.stdout
+        reports[mode] = json.loads(out.read_text())
+    for mode, report in reports.items():
+        assert report["reference"] == mode and report["images"] == 3
+        assert abs(report["reference_gain"] - (report["model"]["psnr"] - report["automatic"]["psnr"])) < 1e-9
+        assert 0 <= report["reference_share"] <= 1 and 0 <= report["reference_gated"] <= 3
+        assert report["automatic"]["colorfulness"] >= 0
+    assert reports["same"]["gray"] == reports["unrelated"]["gray"]  # the baseline does not depend on the mode
+    plain = run("evaluate", "--weights", str(weights_file), "--data", str(eval_photos[0]), "--render-size", "64",
+                "--json", str(tmp_path / "plain.json"))
+    assert plain.returncode == 0 and json.loads((tmp_path / "plain.json").read_text())["reference"] is None

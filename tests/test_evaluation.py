@@ -84,3 +84,21 @@ def test_a_photo_too_long_for_the_render_size_memory_is_an_error_and_the_rest_ar
     assert report["images"] == 1 and report["per_image"][0]["file"].endswith("square.png")
     (error,) = report["errors"]
     assert "strip.png: at render size 128 the network would see 512x128 pixels" in error
+
+
+def test_the_reference_protocol_makes_its_references_and_refuses_what_it_cannot_measure(colorizer, tmp_path):
+    from colorization.evaluation import protocol_reference
+
+    truth = np.zeros((50, 100, 3), np.uint8)
+    truth[:, :10] = (200, 30, 30)  # a red band on the left
+    same = np.asarray(protocol_reference(truth, "same"))
+    assert same.shape == (40, 80, 3) and same[:, -4:, 0].mean() > 150 and same[:, :4, 0].mean() < 10  # mirrored
+    other = np.full((30, 30, 3), 90, np.uint8)
+    assert np.array_equal(np.asarray(protocol_reference(truth, "unrelated", other)), other)
+    with pytest.raises(ValueError, match="unknown reference mode"):
+        protocol_reference(truth, "sideways")
+    _save(tmp_path / "a.png", truth)
+    with pytest.raises(ValueError, match="unknown reference mode"):
+        evaluate(colorizer, [tmp_path], reference="sideways", progress=False)
+    with pytest.raises(ValueError, match="one at a time"):
+        evaluate(colorizer, [tmp_path], reference="same", hints=5, progress=False)
