@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections import Counter
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,7 @@ from .evaluation import score_prepared
 from .files import atomic_write
 from .hints import MAX_SOLVE_PIXELS, rgba_hints, suggested_colours
 from .images import read_image
-from .pipeline import Colorizer, prepare, render_shape
+from .pipeline import Colorizer, Prepared, prepare, render_shape
 from .video import VideoBudget, VideoStats, colorize_video
 
 __all__ = [
@@ -47,11 +47,13 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "Comparison",
+    "Preview",
     "Variant",
     "colorize_batch",
     "compare",
     "compare_seconds",
     "plan_batch",
+    "preview_of",
     "NOT_UPLOADED",
     "Busy",
     "ClipResult",
@@ -71,6 +73,8 @@ __all__ = [
     "gray_seconds",
     "gray_version",
     "hint_files",
+    "live_preview",
+    "live_seconds",
     "low_priority",
     "number",
     "painted_share",
@@ -623,6 +627,74 @@ def compare_seconds(path: str, variants: Sequence[tuple[int, str]], costs: Optio
     preview = (max(1, round(header.size[0] * scale)), max(1, round(header.size[1] * scale)))
     return _megapixels(header.size) * costs.decode + sum(
         costs.colorize(preview, size, arch, scored=not header.gray) for size, arch in variants)
+
+
+# --- Live preview while painting ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Preview:
+    """A photo brought down to screen size for live colorizing: prepared once, with its gray version as a JPEG."""
+
+    prepared: Prepared
+    gray: Path
+
+
+_PREVIEWS: "OrderedDict[tuple[str, int], Preview]" = OrderedDict()  # by (stored path, longer side), newest last
+_PREVIEWS_LOCK = threading.Lock()
+PREVIEWS_KEPT = 16  # a screen-size photo's L is 3 MB: the few photos being painted now
+
+
+def preview_of(path: str, root: str, max_megapixels: float = Limits.max_megapixels, side: int = PREVIEW_SIDE) -> Preview:
+    """The stored photo ``path`` at ``side`` pixels on its longer side, prepared, and its gray JPEG in a fresh folder
+    inside ``root``; kept for the next strokes on it (an upload's path is never reused for another file)."""
+    key = (path, side)
+    with _PREVIEWS_LOCK:
+        if key in _PREVIEWS:
+            _PREVIEWS.move_to_end(key)
+            return _PREVIEWS[key]
+    photo = read_image(path, max_megapixels)
+    if max(photo.size) > side:
+        photo = photo.copy()
+        photo.thumbnail((side, side), Image.Resampling.LANCZOS)
+    prepared = prepare(photo, max_megapixels)
+    gray = _output_folder(root) / "gray.jpg"
+    prepared.gray.convert("RGB").save(gray, quality=90)
+    preview = Preview(prepared, gray)
+    with _PREVIEWS_LOCK:
+        _PREVIEWS[key] = preview
+        while len(_PREVIEWS) > PREVIEWS_KEPT:
+            _PREVIEWS.popitem(last=False)
+    return preview
+
+
+def live_preview(colorizer: Colorizer, path: str, root: str, size: int, intensity: float = 1.0,
+                 hints: Sequence[str] = (), max_megapixels: float = Limits.max_megapixels,
+                 side: int = PREVIEW_SIDE) -> tuple[Path, Path]:
+    """The stored photo ``path`` colorized at screen size with the painted hint layers ``hints`` (scaled to it), as
+    (gray JPEG, colorized JPEG): what the page shows after each stroke. Colorize gives the full-resolution PNG."""
+    try:
+        preview = preview_of(path, root, max_megapixels, side)
+        painted = read_hint_layers(hints, preview.prepared.l.shape[::-1], max_megapixels)
+        painted = painted if painted and painted_share(painted) > 0 else None
+        result = colorizer.colorize_prepared(preview.prepared, size, intensity, painted)
+        out = _output_folder(root) / "colorized.jpg"
+        result.convert("RGB").save(out, quality=90)  # a tenth of a PNG's encoding time; a preview only
+    except (ValueError, OSError) as exc:
+        raise RequestError(_named(str(exc), {path: "the photo", **{f: "the painted colours" for f in hints}})) from None
+    return preview.gray, out
+
+
+def live_seconds(path: str, size: int, architecture: str, hints: Sequence[str] = (), costs: Optional[Costs] = None,
+                 side: int = PREVIEW_SIDE) -> float:
+    """Estimated seconds of one live preview of the photo ``path``: its hint layers decoded at their size, the rest at
+    screen size (the photo's own decode is paid once, by the first preview)."""
+    costs, header = costs or COSTS, read_header(path)
+    if header is None:
+        return 0.0
+    scale = min(1.0, side / max(header.size))
+    preview = (max(1, round(header.size[0] * scale)), max(1, round(header.size[1] * scale)))
+    layers = [layer.size for layer in map(read_header, hints) if layer]
+    return costs.colorize(preview, size, architecture, layers, scored=False)
 
 
 # --- What a request costs -------------------------------------------------------------------------------------------

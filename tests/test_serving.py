@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from app_server import EXAMPLES
 
 from colorization.serving import (COSTS, NOT_UPLOADED, Busy, Header, Lane, Lanes, Limits, RequestError, choice,
                                   colorize_clip_upload, colorize_seconds, colorize_upload, flag, gray_seconds,
@@ -521,3 +522,31 @@ def test_a_comparison_shows_every_variant_beside_gray_and_scores_a_colour_photo(
     broken.write_bytes(b"nothing")
     with pytest.raises(RequestError, match="b.png"):
         compare(variants, str(broken), "b.png", str(tmp_path))
+
+
+def test_a_live_preview_is_screen_sized_follows_the_strokes_and_prepares_each_photo_once(colorizer, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from colorization.serving import live_preview, live_seconds
+
+    photo = tmp_path / "upload" / "p"
+    photo.parent.mkdir()
+    Image.open(EXAMPLES / "coffee.jpg").convert("L").resize((2048, 1365)).save(photo, "PNG")
+    gray, plain = live_preview(colorizer, str(photo), str(tmp_path), 128)
+    assert Image.open(gray).size == Image.open(plain).size == (1024, 683)
+    layer = Image.new("RGBA", (2048, 1365), (0, 0, 0, 0))
+    layer.paste((0, 220, 0, 255), (900, 600, 1100, 760))  # a green patch on the coffee, in photo pixels
+    layer_path = tmp_path / "layer.png"
+    layer.save(layer_path)
+    gray_again, painted = live_preview(colorizer, str(photo), str(tmp_path), 128, hints=[str(layer_path)])
+    assert gray_again == gray  # the photo was prepared once
+    before, after = (np.asarray(Image.open(p).convert("RGB"), np.float32) for p in (plain, painted))
+    patch = (slice(310, 370), slice(460, 540))  # inside the painted patch at preview scale
+    assert after[patch][..., 1].mean() - after[patch][..., 0].mean() > before[patch][..., 1].mean() - before[
+        patch][..., 0].mean() + 10  # greener where painted
+    seconds = live_seconds(str(photo), 128, "effnet-unet regression", [str(layer_path)])
+    assert 0 < seconds < COSTS.colorize((2048, 1365), 128, "effnet-unet regression", [(2048, 1365)])
+    with pytest.raises(RequestError, match="the painted colours"):
+        (tmp_path / "bad.png").write_bytes(b"nothing")
+        live_preview(colorizer, str(photo), str(tmp_path), 128, hints=[str(tmp_path / "bad.png")])
