@@ -14,6 +14,7 @@ import os
 import re
 import runpy
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -64,8 +65,6 @@ def _space_python() -> str:
         return python
     if importlib.util.find_spec("spaces") is None:
         pytest.skip("needs the spaces package here (requirements-dev.txt) or COLORIZATION_SPACE_PYTHON")
-    import sys
-
     return sys.executable
 
 
@@ -111,7 +110,7 @@ def _exercise(client: Client, bundle: Path, tmp_path: Path) -> dict:
 
 def _clean_env(python: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "COLORIZATION", "PYTHON"))}
-    if "PYTHONPATH" in os.environ and python == __import__("sys").executable:  # spaces may be on it
+    if "PYTHONPATH" in os.environ and python == sys.executable:  # spaces may be on it
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
 
