@@ -11,8 +11,9 @@ from PIL import Image
 
 from .hints import leak, leak_probe, simulated_hints
 from .images import ImageError, as_uint8, find_images, read_image, to_rgb_array
-from .metrics import colorfulness, image_metrics
+from .metrics import colorfulness, constant_ab_baseline, constant_ab_image, image_metrics
 from .pipeline import Colorizer, Prepared, prepare
+from .sources import exclude_training_photos, trained_on
 
 __all__ = ["evaluate", "format_table", "prepare_for_protocol", "protocol_reference", "score_prepared", "score_images",
            "summarize", "PROTOCOLS", "REFERENCE_MODES", "SCORE_KEYS", "PSNR_CEILING"]
@@ -65,7 +66,8 @@ def summarize(records: Sequence[dict]) -> dict:
         values = values[~np.isnan(values)]
         return float(values.mean()) if values.size else None
 
-    summary = {part: {k: mean(part, k) for k in SCORE_KEYS} for part in ("model", "gray")}
+    parts = ("model", "gray", "constant") if records and "constant" in records[0] else ("model", "gray")
+    summary = {part: {k: mean(part, k) for k in SCORE_KEYS} for part in parts}
     summary["ground_truth"] = {"colorfulness": mean("ground_truth", "colorfulness")}
     summary["psnr_gain"] = summary["model"]["psnr"] - summary["gray"]["psnr"]
     return summary
@@ -153,7 +155,11 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
 
     Returns ``{"images", "protocol", "render_size", "intensity", "weights", "per_image", "errors"}``, the means of
     :func:`summarize`, ``psnr_capped`` ({"model": n, "gray": n}: PSNRs counted at :data:`PSNR_CEILING`) and
-    ``ssim_photos`` (the photos with an SSIM, at least 3 pixels a side). The gray baseline goes through the same
+    ``ssim_photos`` (the photos with an SSIM, at least 3 pixels a side). ``constant`` scores the one-colour
+    baseline (every photo tinted with ``constant_ab``, the one ab that best fits them) as ``gray`` is scored.
+    Photos the colorizer's weights trained on are never scored (``training_photos_left_out``,
+    :func:`colorization.sources.exclude_training_photos`); ``training_data_unknown`` names its training folders
+    that are not here, whose photos nobody can tell apart. The gray baseline goes through the same
     ``compose`` as the model, so the two compare fairly. ``intensity`` scales the predicted ab as the app's slider
     does. ``per_image`` holds what JSON can: a PSNR counts at most :data:`PSNR_CEILING`, as in the means, and a
     missing SSIM is None. A negative ``limit`` is a ValueError.
@@ -168,11 +174,14 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         raise ValueError(f"unknown reference mode {reference!r}; known: {', '.join(REFERENCE_MODES)}")
     if reference is not None and hints:
         raise ValueError("hints and a reference are measured one at a time")
-    files = find_images(paths)
+    files, trained = find_images(paths), []
+    if colorizer.info.get("path"):  # a photo its runs trained on would flatter it (Imagenette is 97 % of them)
+        files, trained = exclude_training_photos(files, colorizer.info["path"])
     if limit:
         files = files[:limit]
     if not files:
-        raise FileNotFoundError(f"no photos found in {', '.join(map(str, paths))}")
+        raise FileNotFoundError(f"no photos found in {', '.join(map(str, paths))}"
+                                + (f" that {colorizer.info['path']} did not train on" if trained else ""))
     size = int(render_size or colorizer.render_size)
     per_image, errors = [], []
     for index, path in enumerate(tqdm(files, desc="evaluate", unit="img", disable=not progress)):
@@ -195,6 +204,7 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         per_image.append({"file": str(path), **scores, **photo_sides})
     if not per_image:
         raise ImageError("none of the photos could be scored: " + "; ".join(errors[:3]))
+    constant_ab = _constant_baseline(per_image, protocol)
     summary, sides = summarize(per_image), {}
     if hints:
         leaks = [r["leak"] for r in per_image if r["leak"] is not None]
@@ -219,6 +229,10 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
         "hint_seed": int(seed),
         "reference": reference,
         "weights": colorizer.info.get("path"),
+        "training_photos_left_out": [str(p) for p in trained],
+        "training_data_unknown": (list(trained_on(colorizer.info["path"]).unlisted)
+                                  if colorizer.info.get("path") else []),
+        "constant_ab": list(constant_ab),
         **summary,
         **_coverage(per_image),
         **sides,
@@ -254,12 +268,25 @@ def _reference_sides(colorizer: Colorizer, prepared: Prepared, size: int, intens
                     "reference_share": matches.share, "reference_gated": matches.gated}
 
 
+def _constant_baseline(per_image: list[dict], protocol: str) -> tuple[float, float]:
+    """Score the constant-colour baseline into each record (``"constant"``): the one ab that best fits these photos
+    (:func:`colorization.metrics.constant_ab_baseline`, from their own colours: a bound no constant beats)."""
+    truths = lambda: (prepare_for_protocol(read_image(r["file"]), protocol).truth for r in per_image)  # noqa: E731
+    ab = constant_ab_baseline(truths())
+    for record, truth in zip(per_image, truths()):
+        scores = image_metrics(constant_ab_image(truth, ab), truth)
+        record["constant"] = {**scores, "colorfulness_gap": abs(scores["colorfulness"]
+                                                                 - record["ground_truth"]["colorfulness"])}
+    return ab
+
+
 def format_table(report: dict, title: str = "") -> str:
     """A plain-text table of a report: model, gray baseline and ground truth (dCF where the report has it)."""
     gap = "colorfulness_gap" in report["model"]  # reports written before dCF was scored lack it
     lines = [title] if title else []
     lines.append(f"{'':14}{'PSNR (dB)':>11}{'SSIM':>9}{'colourfulness':>15}" + (f"{'dCF':>7}" if gap else ""))
-    for name, part in (("model", report["model"]), ("gray baseline", report["gray"])):
+    constant = [("one colour", report["constant"])] if report.get("constant") else []  # older reports lack it
+    for name, part in [("model", report["model"]), ("gray baseline", report["gray"]), *constant]:
         ssim = "n/a" if part["ssim"] is None else f"{part['ssim']:.4f}"  # no photo was 3 pixels a side
         lines.append(f"{name:14}{part['psnr']:>11.2f}{ssim:>9}{part['colorfulness']:>15.1f}"
                      + (f"{part['colorfulness_gap']:>7.1f}" if gap else ""))
@@ -272,6 +299,10 @@ def format_table(report: dict, title: str = "") -> str:
     resized = f", each resized to {size[0]}x{size[1]} ({report['protocol']})" if size else ""
     lines.append(f"{report['images']} photos{resized}, render size {report['render_size']}{scaled}, "
                  f"PSNR {gain:+.2f} dB over gray")
+    if constant:
+        a, b = report["constant_ab"]
+        lines.append(f"one colour: every photo's L with a = {a:.1f}, b = {b:.1f}, the best single ab for these "
+                     f"photos: {report['constant']['psnr'] - report['gray']['psnr']:+.2f} dB over gray")
     if report.get("hints") and "hint_gain" in report:
         spread = (f"{100 * report['leak']:.0f} % of other colours' pixels moved > 5 ab by one dot "
                   f"({report['leak_photos']} photos)") if report["leak"] is not None else "no photo to measure it"

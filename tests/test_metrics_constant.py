@@ -53,3 +53,21 @@ def test_the_notebooks_constant_baseline_scores_the_tint_beside_gray(tmp_path):
     assert report["psnr_gain"] > 5 and report["model"]["psnr"] - report["gray"]["psnr"] == report["psnr_gain"]
     assert [r["file"] for r in report["per_image"]] == [str(p) for p in paths]
     assert constant_baseline(paths, ab=(0.0, 0.0))["psnr_gain"] == pytest.approx(0.0, abs=0.1)  # gray itself
+
+
+def test_evaluate_scores_the_one_colour_baseline_beside_gray(tmp_path, colorizer):
+    from PIL import Image
+
+    from colorization.evaluation import evaluate, format_table
+    from colorization.notebook import constant_baseline
+
+    paths = []
+    for i, colour in enumerate([(190, 130, 90), (90, 140, 190)]):
+        pixels = np.clip(np.array(colour) + _photo(i, (20, 24, 3)) // 8, 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(pixels).save(paths[-1])
+    report = evaluate(colorizer, paths, render_size=32, progress=False)
+    same = constant_baseline(paths)
+    assert report["constant_ab"] == pytest.approx(list(same["ab"]))
+    assert report["constant"]["psnr"] == pytest.approx(same["model"]["psnr"])
+    assert "one colour" in format_table(report) and "constant" in report["per_image"][0]

@@ -265,3 +265,20 @@ def test_a_run_dated_before_the_added_collections_did_not_train_on_them(tmp_path
     assert kept == [rooms[0]] and left_out == [rooms[1]]
     kept, left_out = sources.exclude_training_photos(rooms, weights("sampled.safetensors", max_photos=3))
     assert kept == [] and left_out == rooms
+
+
+def test_evaluate_leaves_out_the_photos_the_weights_trained_on_and_says_so(tmp_path):
+    from colorization import load_colorizer
+    from colorization.evaluation import evaluate
+
+    run = tmp_path / "run"
+    for seed in (1, 2):
+        _pattern(run / f"{seed}.png", seed)
+    weights = _weights_trained_on(tmp_path / "w.safetensors", str(run))
+    _pattern(tmp_path / "eval" / "1.png", 1, size=(64, 48))  # a training photo, larger
+    _pattern(tmp_path / "eval" / "3.png", 3)
+    report = evaluate(load_colorizer(weights, device="cpu"), [tmp_path / "eval"], render_size=32, progress=False)
+    assert report["images"] == 1 and report["training_photos_left_out"] == [str(tmp_path / "eval" / "1.png")]
+    assert report["training_data_unknown"] == []
+    with pytest.raises(FileNotFoundError, match="did not train on"):
+        evaluate(load_colorizer(weights, device="cpu"), [tmp_path / "eval" / "1.png"], progress=False)
