@@ -58,6 +58,35 @@ def test_the_zerogpu_bundle_says_python_312_and_pins_a_torch_zerogpu_runs(tmp_pa
     assert "spaces" not in pins, "ZeroGPU brings its own spaces package"
 
 
+@pytest.mark.parametrize("route", ["zerogpu", "cpu"])
+def test_push_creates_the_space_on_its_route_s_hardware_and_uploads_the_folder(tmp_path, monkeypatch, route):
+    """What --push asks of huggingface_hub (recorded here; nothing is sent)."""
+    import huggingface_hub
+
+    asked = []
+
+    class Recorder:
+        def __init__(self, token):
+            asked.append(("token", token))
+
+        def create_repo(self, repo_id, **kwargs):
+            asked.append(("create_repo", repo_id, kwargs))
+
+        def upload_folder(self, **kwargs):
+            asked.append(("upload_folder", kwargs))
+            return "uploaded"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Recorder)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    assert SPACE["push"](tmp_path, "you/colorize", route) == "uploaded"
+    (_, token), (_, repo_id, create), (_, upload) = asked
+    assert token == "hf_test" and repo_id == "you/colorize"
+    assert create["space_hardware"] == {"zerogpu": "zero-a10g", "cpu": "cpu-basic"}[route]
+    assert create["space_sdk"] == "gradio" and create["repo_type"] == "space" and create["exist_ok"]
+    assert upload["folder_path"] == str(tmp_path) and upload["repo_id"] == "you/colorize"
+    assert upload["repo_type"] == "space"
+
+
 def _space_python() -> str:
     """A python whose environment has the bundle's requirements and spaces, or skip."""
     python = os.environ.get("COLORIZATION_SPACE_PYTHON")
