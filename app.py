@@ -12,8 +12,9 @@ import gradio as gr
 from colorization import Colorizer, available_weights, load_colorizer, read_metadata
 from colorization.serving import (Lanes, Limits, RequestError, Variant, architecture, choice, colorize_batch,
                                   colorize_clip_upload, colorize_seconds, colorize_upload, compare, compare_seconds,
-                                  flag, gray_seconds, gray_version, hint_files, number, plan_batch, render_size,
-                                  session_key, share_cpu, suggest_at, suggest_seconds, upload_files, upload_path)
+                                  flag, gray_seconds, gray_version, hint_files, live_preview, live_seconds, number,
+                                  plan_batch, render_size, session_key, share_cpu, store_blobs, suggest_at,
+                                  suggest_seconds, upload_files, upload_path)
 
 try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
     from spaces import GPU
@@ -113,6 +114,45 @@ async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: 
 def _colorize(model: str, path: str, name: str, size: int, intensity: float, layers: list[str]):
     return colorize_upload(get_colorizer(model), path, name, demo.GRADIO_CACHE, size, intensity, layers,
                            LIMITS.max_megapixels)
+
+
+def _painted(value: dict | None) -> list[str]:
+    """The canvas's painted layers as stored files. The page sends them on the canvas's own events as blobs the
+    component keeps (``{"id": ...}``, taken here), otherwise as uploaded files (as the API does)."""
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        blobs = canvas.blob_storage.pop(value["id"], None)
+        while len(canvas.blob_storage) > 64:  # the blobs of events that always_last skipped: the oldest go
+            canvas.blob_storage.pop(next(iter(canvas.blob_storage)))
+        layers = [layer for layer in blobs.layers if layer] if blobs else []
+        return store_blobs(layers, demo.GRADIO_CACHE, LIMITS.max_hint_layers)
+    return hint_files(value, demo.GRADIO_CACHE, LIMITS.max_hint_layers)
+
+
+@_user_errors
+async def take_upload(file: dict | None):
+    """An uploaded photo becomes the photo: its gray version goes on the canvas, and Colorize (or the API) takes it."""
+    return upload_path(file, demo.GRADIO_CACHE)
+
+
+@_user_errors
+async def live(image: dict | None, value: dict | None, model: str, render_size: int, intensity: float,
+               request: gr.Request = None):
+    """The photo colorized at screen size with the colours painted on the canvas so far, after each stroke; returns
+    (gray, colorized) for the slider."""
+    if image is None:
+        return None
+    path, layers = upload_path(image, demo.GRADIO_CACHE), _painted(value)
+    model = choice(model, "model", WEIGHTS)
+    size = _render_size(render_size)
+    intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
+    seconds = live_seconds(path, size, ARCHITECTURES[model], layers)
+    gray, colorized = await LANES.run(_session(request), seconds, _live, model, path, size, intensity, layers)
+    return str(gray), str(colorized)
+
+
+@GPU
+def _live(model: str, path: str, size: int, intensity: float, layers: list[str]):
+    return live_preview(get_colorizer(model), path, demo.GRADIO_CACHE, size, intensity, layers, LIMITS.max_megapixels)
 
 
 @_user_errors
@@ -249,39 +289,39 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
     with gr.Tab("Photo"):
         with gr.Row():
             with gr.Column():
-                photo = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"])
+                upload = gr.UploadButton("Upload a photo", file_types=["image"], variant="primary")
+                canvas = gr.ImageEditor(label="Your photo: paint colours on it", type="filepath", image_mode="RGBA",
+                                        sources=[], transforms=[], layers=False, format="png",
+                                        elem_id="canvas", brush=gr.Brush(colors=HINT_COLOURS,
+                                                                         default_color=HINT_COLOURS[0],
+                                                                         color_mode="defaults"))
+                photo = gr.Image(type="filepath", image_mode=None, visible=False)  # the upload: what Colorize takes
+            with gr.Column():
+                slider = gr.ImageSlider(label="Gray | colorized: follows your strokes", format="png")
+                download = gr.File(label="Full-resolution PNG")
+                report = gr.Markdown()
+        gr.Markdown("Wrong colour, or too pale? Paint a few strokes or dots in the colours you want on the photo: each "
+                    "colour spreads over its region along the photo's edges, and the result beside it follows each "
+                    "stroke (the eraser and undo are in the toolbar). **Colorize** gives the full-resolution PNG.")
+        with gr.Row():
+            with gr.Column():
                 model = gr.Dropdown([(read_metadata(p).get("title") or p.stem, name) for name, p in WEIGHTS.items()],
                                     value=DEFAULT_MODEL, label="Model")
                 size = gr.Slider(*LIMITS.render_sizes, value=DEFAULT_SIZE, step=32, label="Render size",
                                  info="Higher keeps small details; lower gives steadier colours.")
                 intensity = gr.Slider(0.0, LIMITS.max_intensity, value=1.0, step=0.05, label="Colour intensity",
                                       info="1.0 is the model's own output; 0 is gray.")
-                button = gr.Button("Colorize", variant="primary")
-                with gr.Row(equal_height=True):
-                    compare_what = gr.Radio(list(COMPARISONS), value="every model", label="Compare side by side",
-                                            scale=3)
-                    compare_button = gr.Button("Compare", scale=1)
             with gr.Column():
-                slider = gr.ImageSlider(label="Gray | colorized", format="png")
-                download = gr.File(label="Full-resolution PNG")
-                report = gr.Markdown()
+                button = gr.Button("Colorize", variant="primary")
+                compare_what = gr.Radio(list(COMPARISONS), value="every model", label="Compare side by side")
+                compare_button = gr.Button("Compare")
         gallery = gr.Gallery(label="Side by side", columns=len(WEIGHTS) + 2, height=320, format="png",
                              elem_id="compare")
         compare_report = gr.Markdown()
-        with gr.Row():
-            with gr.Column():
-                gr.Markdown("### Your colours\nWrong colour, or too pale? Paint a few strokes or dots on the photo in the "
-                            "colours you want and press **Colorize** again: each colour spreads over its region, along "
-                            "the photo's edges. The eraser and undo are in the toolbar.")
-                editor = gr.ImageEditor(label="Paint colours here", type="filepath", image_mode="RGBA", sources=[],
-                                        transforms=[], layers=False, format="png", elem_id="hints",
-                                        brush=gr.Brush(colors=HINT_COLOURS, default_color=HINT_COLOURS[0],
-                                                       color_mode="defaults"))
-            with gr.Column(visible=SUGGESTER is not None):
-                gr.Markdown("### Not sure what colour it was?\nClick a spot: the classification model offers the colours "
-                            "it finds likely there, and puts them on the brush.")
-                picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath")
-                suggestions = gr.HTML()
+        with gr.Accordion("Not sure what colour it was? Click a spot for the colours the classification model finds "
+                          "likely there; they go on the brush.", open=False, visible=SUGGESTER is not None):
+            picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath", height=360)
+            suggestions = gr.HTML()
         gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
     with gr.Tab("Many photos"):
         gr.Markdown(f"Upload up to {LIMITS.max_batch_photos} photos, or ZIPs of them, with up to "
@@ -320,9 +360,15 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
     # The photo handlers share one concurrency group sized to the lanes, the clips have their own: admitted requests
     # wait for their lane holding no thread (colorization.serving.Lanes), the others wait in the queue.
     lanes = {"concurrency_id": "photo lanes", "concurrency_limit": LIMITS.photos_admitted}
-    photo.change(show_gray, photo, [editor, picker], preprocess=False, api_visibility="private", **lanes)
-    picker.select(suggest, [picker, size], [suggestions, editor], preprocess=False, api_visibility="private", **lanes)
-    button.click(colorize, [photo, model, size, intensity, editor], [slider, download, report], api_name="colorize",
+    # An upload (or an example) becomes the photo, whose gray version goes on the canvas; each change of the photo, of
+    # the canvas or of the settings recolours the preview beside it, the latest only (always_last).
+    upload.upload(take_upload, upload, photo, preprocess=False, api_visibility="private")
+    photo.change(show_gray, photo, [canvas, picker], preprocess=False, api_visibility="private", **lanes)
+    gr.on([photo.change, canvas.change, model.change, size.change, intensity.release], live,
+          [photo, canvas, model, size, intensity], slider,
+          trigger_mode="always_last", show_progress="hidden", preprocess=False, api_visibility="private", **lanes)
+    picker.select(suggest, [picker, size], [suggestions, canvas], preprocess=False, api_visibility="private", **lanes)
+    button.click(colorize, [photo, model, size, intensity, canvas], [slider, download, report], api_name="colorize",
                  preprocess=False, **lanes)
     compare_button.click(compare_photo, [photo, compare_what, model, intensity], [gallery, compare_report],
                          api_name="compare", preprocess=False, **lanes)

@@ -84,6 +84,7 @@ __all__ = [
     "safe_stem",
     "session_key",
     "share_cpu",
+    "store_blobs",
     "stored_file",
     "suggest_at",
     "suggest_seconds",
@@ -295,6 +296,19 @@ def hint_files(value: Any, folder: str, max_layers: int = Limits.max_hint_layers
                                         for layer in layers):
         return [stored_file(layer["path"], folder) for layer in layers]
     raise RequestError("Hints must be an image editor value: {\"layers\": [RGBA image files of the photo's size]}.")
+
+
+def store_blobs(layers: Sequence[bytes], root: str, max_layers: int = Limits.max_hint_layers) -> list[str]:
+    """Hint layers a page sent as bytes (an image editor's painted layers), written into a fresh folder inside
+    ``root`` to be read like uploads."""
+    if len(layers) > max_layers:
+        raise RequestError(f"Hints may have at most {max_layers} layers, got {len(layers)}.")
+    if not layers:
+        return []
+    folder = _output_folder(root)
+    for i, data in enumerate(layers):
+        (folder / f"layer{i}.png").write_bytes(bytes(data))
+    return [str(folder / f"layer{i}.png") for i in range(len(layers))]
 
 
 def safe_stem(name: str) -> str:

@@ -73,79 +73,88 @@ def page(browser, app_url, off_machine, request):
     context.close()
 
 
-def test_upload_colorize_and_slider(page, off_machine, tmp_path):
-    photo = tmp_path / "browser_upload.png"  # a name no example has, so its preview is easy to find
-    Image.open(EXAMPLES / "rocket.jpg").convert("L").save(photo)
-    page.locator("input[type=file]").first.set_input_files(str(photo))
-    page.locator(".image-frame img[src*='browser_upload']").wait_for(timeout=30_000)  # uploaded and shown
-    page.get_by_role("button", name="Colorize").click()
-
-    page.wait_for_function(
-        """() => { const imgs = [...document.querySelectorAll("img[data-testid='imageslider-image']")];
-                   return imgs.length == 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
-        timeout=90_000,
-    )
-    slider = page.locator("img[data-testid='imageslider-image']")
-    sources = [slider.nth(i).get_attribute("src") for i in range(2)]
-    assert sources[0] != sources[1]
-    assert sources[1].endswith("browser_upload_colorized.png")
-    sizes = [slider.nth(i).evaluate("i => [i.naturalWidth, i.naturalHeight]") for i in range(2)]
-    assert sizes == [list(Image.open(photo).size)] * 2  # both at the photo's own resolution
-    page.locator("a[href$='browser_upload_colorized.png']").first.wait_for(state="attached")  # the download link
-    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
-
-
-def test_examples_are_clickable(page, off_machine):
-    page.locator("img[src*='astronaut']").first.click()
-    page.locator(".image-frame img[src*='astronaut']").wait_for(timeout=30_000)
-    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
-
-
-def _shown_result(page, previous: str | None = None) -> tuple[str, Image.Image]:
-    """The slider's colorized image once it differs from ``previous`` (its src), fetched from the server."""
+def _shown(page, previous: str | None = None, suffix: str = "") -> tuple[str, Image.Image]:
+    """The slider's colorized image once it differs from ``previous`` (its src) and its src ends with ``suffix``,
+    fetched from the server."""
     import io
 
     page.wait_for_function(
-        """(previous) => { const imgs = [...document.querySelectorAll("img[data-testid='imageslider-image']")];
-                           return imgs.length == 2 && imgs.every(i => i.complete && i.naturalWidth > 0)
-                                  && imgs[1].src != previous; }""",
-        arg=previous, timeout=90_000,
+        """([previous, suffix]) => {
+               const imgs = [...document.querySelectorAll("img[data-testid='imageslider-image']")];
+               return imgs.length == 2 && imgs.every(i => i.complete && i.naturalWidth > 0)
+                      && imgs[1].src != previous && imgs[1].src.endsWith(suffix); }""",
+        arg=[previous, suffix], timeout=90_000,
     )
     src = page.locator("img[data-testid='imageslider-image']").nth(1).get_attribute("src")
     return src, Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB")
 
 
-def test_a_painted_stroke_recolours_its_region(page, off_machine, tmp_path):
+def _upload(page, photo: Path) -> None:
+    """Put ``photo`` on the canvas, as a user dropping it there."""
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Upload a photo").click()
+    chooser.value.set_files(str(photo))
+
+
+def test_upload_shows_the_colours_at_once_and_colorize_gives_the_full_resolution_png(page, off_machine, tmp_path):
+    photo = tmp_path / "browser_upload.png"  # a name no example has
+    Image.open(EXAMPLES / "rocket.jpg").convert("L").save(photo)
+    _upload(page, photo)
+    src, preview = _shown(page, suffix="colorized.jpg")  # the live preview, without a button
+    assert preview.size == Image.open(photo).size  # rocket.jpg is under the preview's 1024 px
+    page.get_by_role("button", name="Colorize", exact=True).click()
+    _, result = _shown(page, src, suffix="_colorized.png")
+    slider = page.locator("img[data-testid='imageslider-image']")
+    sizes = [slider.nth(i).evaluate("i => [i.naturalWidth, i.naturalHeight]") for i in range(2)]
+    assert sizes == [list(Image.open(photo).size)] * 2  # both at the photo's own resolution
+    page.locator("a[href$='_colorized.png']").first.wait_for(state="attached")  # the download link
+    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
+
+
+def test_an_example_goes_on_the_canvas_and_is_colorized_at_once(page, off_machine):
+    page.locator("img[src*='astronaut']").first.click()
+    _, preview = _shown(page, suffix="colorized.jpg")
+    assert max(preview.size) == min(1024, max(Image.open(EXAMPLES / "astronaut.jpg").size))
+    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
+
+
+def _paint(page, colour: str, points: list[tuple[float, float]], brush: int | None = None) -> None:
+    """One stroke through ``points`` (fractions of the canvas) in the palette's ``colour`` (CSS rgb(...))."""
+    canvas = page.locator("#canvas")
+    canvas.get_by_role("button", name="Color", exact=True).click()
+    canvas.locator(f"button[style*='{colour}']").click()
+    canvas.get_by_role("button", name="Brush", exact=True).click()  # closes the palette
+    box = canvas.locator("canvas").last.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * points[0][0], box["y"] + box["height"] * points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + box["width"] * x, box["y"] + box["height"] * y, steps=3)
+    page.mouse.up()
+
+
+def test_a_painted_stroke_recolours_its_object_live_and_leaves_its_surroundings(page, off_machine, tmp_path):
     import numpy as np
 
     from colorization import rgb_to_lab
 
     photo = tmp_path / "browser_hints.png"
     Image.open(EXAMPLES / "coffee.jpg").convert("L").save(photo)
-    page.locator("input[type=file]").first.set_input_files(str(photo))
-    page.get_by_role("button", name="Colorize").click()
-    src, plain = _shown_result(page)
+    _upload(page, photo)
+    src, plain = _shown(page, suffix="colorized.jpg")
+    page.locator("#canvas canvas").last.wait_for()
+    # A short stroke on the coffee (the dark disc in the cup, about 40-60 % across, 35-50 % down), no button.
+    _paint(page, "rgb(44, 160, 44)", [(0.45, 0.42), (0.5, 0.42), (0.55, 0.42)])  # the palette's green, #2ca02c
+    _, hinted = _shown(page, src, suffix="colorized.jpg")
 
-    editor = page.locator("#hints")
-    editor.locator("canvas").last.wait_for()
-    editor.get_by_role("button", name="Color", exact=True).click()
-    editor.locator("button[style*='rgb(44, 160, 44)']").click()  # the palette's green, #2ca02c
-    editor.get_by_role("button", name="Brush", exact=True).click()  # closes the palette
-    box = editor.locator("canvas").last.bounding_box()
-    y = box["y"] + box["height"] * 0.5
-    page.mouse.move(box["x"] + box["width"] * 0.4, y)
-    page.mouse.down()
-    for t in np.linspace(0.4, 0.6, 15):  # a horizontal stroke through the middle, 20 % of the width
-        page.mouse.move(box["x"] + box["width"] * t, y, steps=3)
-    page.mouse.up()
-    page.get_by_role("button", name="Colorize").click()
-    _, hinted = _shown_result(page, src)
-
-    w, h = plain.size
-    def green(image):  # Lab a (negative = green) along the stroke
-        region = np.asarray(image)[h // 2 - 3 : h // 2 + 4, int(w * 0.45) : int(w * 0.55)]
-        return float(rgb_to_lab(region.astype(np.float32) / 255)[..., 1].mean())
-    assert green(hinted) < green(plain) - 15, (green(plain), green(hinted))
+    lab = [rgb_to_lab(np.asarray(image, np.float32) / 255) for image in (plain, hinted)]
+    h, w = plain.size[1], plain.size[0]
+    stroke = (slice(int(h * 0.40), int(h * 0.44)), slice(int(w * 0.46), int(w * 0.54)))
+    assert lab[1][stroke][..., 1].mean() < lab[0][stroke][..., 1].mean() - 15  # greener along the stroke
+    # The table in the corners, far from the cup and of another colour, keeps the colour it had before the stroke.
+    moved = np.linalg.norm(lab[1][..., 1:] - lab[0][..., 1:], axis=-1)
+    corners = [moved[: h // 8, : w // 8], moved[: h // 8, -w // 8 :], moved[-h // 8 :, : w // 8],
+               moved[-h // 8 :, -w // 8 :]]
+    assert max(float(np.median(c)) for c in corners) <= 5.0, [float(np.median(c)) for c in corners]
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
 
 
@@ -153,13 +162,14 @@ def test_a_click_offers_suggested_colours_on_the_brush(page, off_machine):
     if not (REPO / "weights" / "classification.safetensors").exists():
         pytest.skip("the suggestions need weights/classification.safetensors")
     page.locator("img[src*='coffee']").first.click()  # an example
+    page.get_by_text("Not sure what colour it was?").click()  # opens the suggestions
     image = page.locator("img[src*='gray.png']").last
     image.wait_for(timeout=30_000)
     image.click(position={"x": 150, "y": 120})
     page.get_by_text("Likely colours at").wait_for(timeout=60_000)
-    swatches = page.locator("#hints").get_by_role("button", name="Color", exact=True)
+    swatches = page.locator("#canvas").get_by_role("button", name="Color", exact=True)
     swatches.click()
-    palette = page.locator("#hints button[style*='background-color']")
+    palette = page.locator("#canvas button[style*='background-color']")
     assert palette.count() > 9  # the six suggestions joined the nine fixed colours
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
 
@@ -194,7 +204,7 @@ def test_many_photos_tab_returns_one_zip_of_full_resolution_pngs(page, off_machi
 
 def test_compare_shows_every_model_side_by_side(page, off_machine):
     page.locator("img[src*='coffee']").first.click()  # an example
-    page.locator(".image-frame img[src*='coffee']").wait_for(timeout=30_000)
+    _shown(page, suffix="colorized.jpg")
     page.get_by_role("button", name="Compare", exact=True).click()
     gallery = page.locator("#compare")
     models = len(list(REPO.glob("weights/*.safetensors")))
