@@ -89,6 +89,8 @@ def export(out: Path = OUT, weights: Path | None = None, force: bool = False) ->
     out.mkdir(parents=True, exist_ok=True)
     colorizer = load_colorizer(weights, device="cpu")
     model = colorizer.model.to(memory_format=torch.contiguous_format).float().eval()
+    if model.stride != 32 or getattr(model, "hints", False):
+        raise SystemExit(f"{weights.name}: the export takes a network of stride 32 without hint inputs")
 
     n, c, h, w = Dim("n", min=1), Dim("c", min=1), Dim("h", min=1), Dim("w", min=1)
     rows, cols = Dim("rows", min=1), Dim("cols", min=1)
@@ -118,6 +120,7 @@ def export(out: Path = OUT, weights: Path | None = None, force: bool = False) ->
         "title": colorizer.title,
         "render_size": colorizer.render_size,
         "max_aspect": MAX_ASPECT,
+        "stride": int(model.stride),  # the network's sides are padded to a multiple of this (rows, cols)
         "graphs": GRAPHS,
         "bytes": sizes,
         "opset": OPSET,

@@ -85,7 +85,8 @@ async function network(size) {
   if (!abSmall.has(size)) {
     const small = await lSmall(size);
     const l = new ort.Tensor("float32", small.data, [1, 1, small.h, small.w]);
-    const ab = (await sessions.network.run({ l })).ab;
+    const up = (n) => Math.ceil(n / manifest.stride) * manifest.stride; // the network's sides, padded by the graph
+    const ab = (await sessions.network.run({ l, ...sizeFeeds(up(small.h), up(small.w)) })).ab;
     abSmall.set(size, { data: ab.data, h: small.h, w: small.w });
   }
   return abSmall.get(size);
@@ -182,7 +183,10 @@ function recolorize() {
 }
 
 function wire() {
-  $("file").addEventListener("change", (event) => event.target.files[0] && openPhoto(event.target.files[0]));
+  $("file").addEventListener("change", (event) => {
+    if (event.target.files[0]) openPhoto(event.target.files[0]);
+    event.target.value = ""; // picking the same file again opens it again
+  });
   const drop = $("drop");
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
