@@ -5,9 +5,16 @@ colorization.serving."""
 
 import functools
 import math
+import os
 from pathlib import Path
 
 import gradio as gr
+
+try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call (imported before torch is used, as ZeroGPU asks)
+    from spaces import GPU
+except ImportError:  # elsewhere a no-op, in both of spaces.GPU's forms: @GPU and @GPU(duration=...)
+    def GPU(task=None, **_):  # noqa: N802
+        return task if task is not None else (lambda fn: fn)
 
 from colorization import Colorizer, available_weights, load_colorizer, read_metadata
 from colorization.serving import (Lanes, Limits, RequestError, Variant, architecture, choice, colorize_batch,
@@ -15,11 +22,6 @@ from colorization.serving import (Lanes, Limits, RequestError, Variant, architec
                                   flag, gray_seconds, gray_version, hint_files, live_preview, live_seconds, number,
                                   plan_batch, render_size, session_key, share_cpu, store_blobs, suggest_at,
                                   suggest_seconds, upload_files, upload_path)
-
-try:  # on a Hugging Face ZeroGPU Space, borrow a GPU per call; elsewhere a no-op
-    from spaces import GPU
-except ImportError:
-    GPU = lambda fn: fn  # noqa: E731
 
 try:  # a free 2-vCPU Space's limits, or what the host's COLORIZE_* variables say
     LIMITS = Limits.from_environment()
@@ -48,6 +50,31 @@ def get_colorizer(name: str) -> Colorizer:
 
 DEFAULT_MODEL = next(iter(WEIGHTS))
 DEFAULT_SIZE = get_colorizer(DEFAULT_MODEL).render_size  # also loads the default model before the first visitor
+if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU: every model on "cuda" before launch, moved to each worker's GPU
+    for _name in WEIGHTS:
+        get_colorizer(_name)
+
+
+def _on_gpu(seconds):
+    """Run the work on a ZeroGPU Space's GPU (spaces.GPU), asking for ``seconds`` (a function of the work's
+    arguments). ZeroGPU runs it in a forked worker, which pickles the arguments and the result (no closures) and
+    sends back a gr.Error's message but only the class name of any other exception: a RequestError becomes one."""
+    def decorate(work):
+        @functools.wraps(work)
+        def run(*args):
+            try:
+                return work(*args)
+            except RequestError as exc:
+                raise gr.Error(str(exc)) from None
+        return GPU(run, duration=seconds)
+    return decorate
+
+
+def _gpu_seconds(cpu_seconds: float) -> int:
+    """ZeroGPU's duration for work estimated at ``cpu_seconds`` of one CPU thread: the most a call may hold the GPU
+    (60 unless asked); asking less queues sooner and fits more visitors' daily quota. The CPU estimate bounds the
+    GPU's time; 10 s more start a worker (fork, weights to the GPU); at most 120 (a big batch)."""
+    return min(120, 10 + math.ceil(cpu_seconds))
 
 
 def metrics_table(title: str, scores: dict) -> str:
@@ -110,7 +137,8 @@ async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: 
     return (str(result.gray), str(result.colorized)), str(result.colorized), note + _notes(result.notes)
 
 
-@GPU
+@_on_gpu(lambda model, path, name, size, intensity, layers:
+         _gpu_seconds(colorize_seconds(path, size, ARCHITECTURES[model], layers)))
 def _colorize(model: str, path: str, name: str, size: int, intensity: float, layers: list[str]):
     return colorize_upload(get_colorizer(model), path, name, demo.GRADIO_CACHE, size, intensity, layers,
                            LIMITS.max_megapixels)
@@ -150,7 +178,8 @@ async def live(image: dict | None, value: dict | None, model: str, render_size: 
     return str(gray), str(colorized)
 
 
-@GPU
+@_on_gpu(lambda model, path, size, intensity, layers:
+         _gpu_seconds(live_seconds(path, size, ARCHITECTURES[model], layers)))
 def _live(model: str, path: str, size: int, intensity: float, layers: list[str]):
     return live_preview(get_colorizer(model), path, demo.GRADIO_CACHE, size, intensity, layers, LIMITS.max_megapixels)
 
@@ -175,12 +204,8 @@ async def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_s
     size = _render_size(render_size)
     temporal = flag(temporal, "Steady colours")
     name = str(video.get("orig_name") or "clip")
-
-    def report(done: int, total: int | None) -> None:
-        progress((done, total) if total else None, desc="colorizing frames", unit="frames")
-
     result = await LANES.run(_session(request), LIMITS.clip_seconds, _colorize_clip, model, path, name, size,
-                             temporal, report, big=True)
+                             temporal, progress, big=True)
     stats = result.stats
     steady = (f"steadied over time (blend {stats.blend:g}, {stats.reliable:.0%} of the pixels followed the motion, "
               f"{stats.scene_cuts} scene cuts)" if stats.temporal else "each frame alone")
@@ -189,8 +214,11 @@ async def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_s
     return str(result.path), note + _notes(result.notes)
 
 
-@GPU
-def _colorize_clip(model: str, path: str, name: str, size: int, temporal: bool, report):
+@_on_gpu(lambda *args: _gpu_seconds(LIMITS.clip_seconds))
+def _colorize_clip(model: str, path: str, name: str, size: int, temporal: bool, progress: gr.Progress):
+    def report(done: int, total: int | None) -> None:  # made in the worker: a closure does not pickle
+        progress((done, total) if total else None, desc="colorizing frames", unit="frames")
+
     return colorize_clip_upload(get_colorizer(model), path, name, demo.GRADIO_CACHE, size, temporal, LIMITS, report)
 
 
@@ -205,20 +233,19 @@ async def colorize_many(files: list | None, model: str = DEFAULT_MODEL, render_s
     intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
     session = _session(request)
     batch = await LANES.run(session, 0.0, plan_batch, uploads, demo.GRADIO_CACHE, LIMITS)  # headers, ZIP directories
-
-    def report(done: int, total: int) -> None:
-        progress((done, total), desc="colorizing photos", unit="photos")
-
     result = await LANES.run(session, batch.seconds(size, ARCHITECTURES[model]), _colorize_many, model, batch, size,
-                             intensity, report, big=True)
+                             intensity, progress, big=True)
     left_out = len(batch.items) - result.colorized
     note = (f"{result.colorized} photos colorized with **{get_colorizer(model).title}** at render size {size}"
             + (f"; {left_out} could not be" if left_out else "") + ".")
     return str(result.path), note + _notes(result.notes)
 
 
-@GPU
-def _colorize_many(model: str, batch, size: int, intensity: float, report):
+@_on_gpu(lambda model, batch, size, intensity, progress: _gpu_seconds(batch.seconds(size, ARCHITECTURES[model])))
+def _colorize_many(model: str, batch, size: int, intensity: float, progress: gr.Progress):
+    def report(done: int, total: int) -> None:  # made in the worker: a closure does not pickle
+        progress((done, total), desc="colorizing photos", unit="photos")
+
     return colorize_batch(get_colorizer(model), batch, demo.GRADIO_CACHE, size, intensity, LIMITS.max_megapixels,
                           report)
 
@@ -251,7 +278,8 @@ async def compare_photo(image: dict | None, what: str = "every model", model: st
     return [(str(png), caption) for png, caption in result.images], note + _notes(result.notes)
 
 
-@GPU
+@_on_gpu(lambda variants, path, name, intensity: _gpu_seconds(
+    compare_seconds(path, [(size or DEFAULT_SIZE, ARCHITECTURES[model]) for model, size in variants])))
 def _compare(variants: list[tuple[str, int | None]], path: str, name: str, intensity: float):
     chosen = [Variant(get_colorizer(model).title if size is None else f"render size {size}", get_colorizer(model),
                       size or get_colorizer(model).render_size) for model, size in variants]
@@ -276,6 +304,7 @@ async def suggest(gray: dict | None, render_size: int, event: gr.SelectData, req
     return html, gr.ImageEditor(brush=gr.Brush(colors=palette + HINT_COLOURS, default_color=palette[0]))
 
 
+@_on_gpu(lambda path, point, size: _gpu_seconds(suggest_seconds(path, size, ARCHITECTURES[SUGGESTER])))
 def _suggest(path: str, point: tuple[int, int], size: int) -> list[tuple[str, float]]:
     return suggest_at(get_colorizer(SUGGESTER), path, point, size, max_megapixels=LIMITS.max_megapixels)
 
