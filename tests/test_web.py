@@ -24,6 +24,7 @@ from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, is_local
 
 WEB = REPO / "web"
 EXPORT = runpy.run_path(str(REPO / "release" / "export_onnx.py"))  # release/ holds scripts, not a package
+STATIC = runpy.run_path(str(REPO / "release" / "static_space.py"))
 PHOTOS = sorted(EXAMPLES.glob("*.jpg"))
 MIN_PSNR = 35.0  # the page's result against the Python pipeline's, in dB (issue 29)
 
@@ -135,19 +136,35 @@ def colorizer_default():
 
 
 @pytest.fixture(scope="module")
-def site(graphs) -> str:
-    """web/ served on a free loopback port, ONNX Runtime Web installed from the lock file first if it is not."""
-    wasm = WEB / "vendor" / "wasm.json"
-    if not wasm.is_file() or wasm.stat().st_mtime < (WEB / "package-lock.json").stat().st_mtime:
+def space(graphs, tmp_path_factory) -> Path:
+    """The static Space as release/static_space.py assembles it (ONNX Runtime Web installed from the lock file
+    first if web/vendor/ lacks it): what the tests serve, so a file the bundle forgot fails them."""
+    if not (WEB / "vendor" / "wasm.json").is_file():
         _needed(shutil.which("npm") is not None, "npm is missing (node and npm build web/vendor)")
-        subprocess.run([str(WEB / "install.sh")], check=True, timeout=600)
+    out = tmp_path_factory.mktemp("static-space") / "space"
+    STATIC["build"](out)
+    return out
 
+
+def test_the_static_space_fits_a_space(space):
+    import re
+
+    files = {p.relative_to(space).as_posix(): p.stat().st_size for p in space.rglob("*") if p.is_file()}
+    assert {"index.html", "app.js", "README.md", "models/network.onnx", "vendor/ort.wasm.min.mjs"} <= set(files)
+    assert re.match(r"---\n.*?\nsdk: static\n.*?---\n", (space / "README.md").read_text(), re.S)
+    assert max(files.values()) < 10 * 1024 * 1024 and sum(files.values()) < 40e6, files
+    assert not any(name.startswith("node_modules") for name in files)
+
+
+@pytest.fixture(scope="module")
+def site(space) -> str:
+    """The static Space served on a free loopback port."""
     class Handler(SimpleHTTPRequestHandler):
         extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
                           ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
 
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(WEB), **kwargs)
+            super().__init__(*args, directory=str(space), **kwargs)
 
         def log_message(self, *args):  # quiet: pytest shows a failure's own output
             pass
