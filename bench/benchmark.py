@@ -1,10 +1,11 @@
-"""Benchmarks (measurements, not tests): ``python bench/benchmark.py {train,latency,load}``.
+"""Benchmarks (measurements, not tests): ``python bench/benchmark.py {train,latency,cost,batch,load,flood}``.
 
 ``train``: training images/s of each registered CNN (the real ``train_step``), with FLOPs per image.
 
 ``latency``: CPU latency of the whole pipeline on a 1024x768 photo at the default settings, stage by stage,
 beside the forward pass of the ECCV16 network layout (Zhang et al. 2016) at 256x256, in the same run.
 ``cost``: what each part of a photo request costs the app on one thread (the numbers of ``serving.COSTS``).
+``batch``: many photos colorized into one ZIP as the app's Many photos tab does, beside the estimate that bounds it.
 ``load``: many concurrent ``gradio_client`` clients against a running demo (``python app.py``).
 ``flood``: many big photos sent at once to a running demo; how long a small photo, the page and the API take.
 """
@@ -34,6 +35,7 @@ from colorization.hints import hint_image, hints_at, propagate
 from colorization.images import read_image, to_rgb_array
 from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 from colorization.reference import prepare_reference, reference_hints
+from colorization.serving import Limits, architecture, colorize_batch, live_preview, plan_batch
 
 HINT_POINTS = 10
 
@@ -141,6 +143,13 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
                                                             Image.BICUBIC).save(buffer, "JPEG", quality=90)
     reference_jpeg = buffer.getvalue()
     reference = prepare_reference(read_image(io.BytesIO(reference_jpeg)), (rh, rw))
+    # The app's canvas: the photo stored once, one painted layer (the ten discs) as the editor sends it after a stroke.
+    stored = tempfile.TemporaryDirectory()
+    photo_path, layer_path = Path(stored.name) / "photo", Path(stored.name) / "layer.png"
+    photo_path.write_bytes(jpeg)
+    hints.save(layer_path)
+    live = lambda: live_preview(colorizer, str(photo_path), stored.name, colorizer.render_size,  # noqa: E731
+                                hints=[str(layer_path)])
     eccv16 = ECCV16Layout().eval()
     x_eccv = torch.rand(1, 1, 256, 256) * 100
     whole = f"ours: whole pipeline, {image.width}x{image.height} photo"
@@ -159,6 +168,8 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
                 lambda: score_prepared(colorizer, prepare(image)), runs),
             f"ours: whole pipeline with {HINT_POINTS} hint points (recolorizing in the app)": time_call(
                 lambda: colorizer(read_image(io.BytesIO(jpeg)), hints=hints), runs),
+            f"live preview after a stroke (serving.live_preview: the layer read, {HINT_POINTS} discs, preview colorized "
+            "and written; the photo prepared on the first call)": time_call(live, runs),
             f"  hints to render resolution ({rw}x{rh})": time_call(lambda: hints_at(hints, (rh, rw)), runs),
             f"  propagation solve at {rw}x{rh}": time_call(lambda: propagate(l_np_small, ab_small, *small_hints), runs),
             "ours: whole pipeline with a reference photo (colour like this photo), both decoded": time_call(
@@ -169,6 +180,7 @@ def latency(weights: Optional[str] = None, photo: Optional[str] = None, runs: in
             "  matching: encoder on both, similarity, gate": time_call(
                 lambda: reference_hints(colorizer, l_np_small, dataclasses.replace(reference, features={})), runs),
         }
+    stored.cleanup()
     rows = {name: _percentiles_ms(t) for name, t in times.items()}
     return {
         "rows": rows,
@@ -524,6 +536,36 @@ def flood(url: str = "http://127.0.0.1:7860", requests: int = 45, megapixels: fl
             "outcomes": outcomes, "settled_s": settled_s}
 
 
+def batch(photos: int = 10, megapixels: float = 8.0, threads: int = 1, weights: Optional[str] = None) -> dict:
+    """Seconds to colorize ``photos`` JPEGs of ``megapixels`` each as the Many photos tab does (plan_batch, then
+    colorize_batch into one ZIP) on ``threads`` threads (the big lane's share of a 2-vCPU host: 1), beside the
+    estimate (serving.COSTS) that chooses the lane and bounds a batch."""
+    from colorization.pipeline import default_weights
+    from colorization.weights import read_metadata
+
+    torch.set_num_threads(threads)
+    weights = weights or default_weights()
+    colorizer = load_colorizer(weights, device="cpu")
+    side = int(round((megapixels * 1e6 / 1.5) ** 0.5))
+    jpeg = _coffee((int(side * 1.5), side))
+    with tempfile.TemporaryDirectory() as root:
+        files = []
+        for i in range(photos):
+            (Path(root) / f"upload{i}").write_bytes(jpeg)
+            files.append((str(Path(root) / f"upload{i}"), f"photo{i}.jpg"))
+        start = time.perf_counter()
+        plan = plan_batch(files, root, Limits(max_batch_megapixels=photos * megapixels + 1))
+        planned = time.perf_counter() - start
+        estimated = plan.seconds(colorizer.render_size, architecture(read_metadata(weights)))
+        start = time.perf_counter()
+        result = colorize_batch(colorizer, plan, root, colorizer.render_size)
+        seconds = time.perf_counter() - start
+        size = result.path.stat().st_size
+    return {"photos": photos, "megapixels": plan.megapixels, "planned_s": planned, "seconds": seconds,
+            "estimated_s": estimated, "zip_mb": size / 1e6, "render_size": colorizer.render_size,
+            "model": colorizer.title, "threads": threads}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/benchmark.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -552,6 +594,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ld.add_argument("--hostile-megapixels", type=float, default=8.0, help="its size (default: the app's limit)")
     ld.add_argument("--hostile-hints", type=int, default=0, help="hint layers of 8 MP with each big upload")
     ld.add_argument("--server-pid", type=int, help="the app's process id, to report its peak memory")
+    ba = sub.add_parser("batch", help="many photos at once as the app's Many photos tab colorizes them, one ZIP")
+    ba.add_argument("--photos", type=int, default=10)
+    ba.add_argument("--megapixels", type=float, default=8.0)
+    ba.add_argument("--threads", type=int, default=1, help="the big lane's share of a 2-vCPU host (default 1)")
+    ba.add_argument("--weights", help="weights file (default: the best in weights/)")
     fl = sub.add_parser("flood", help="many big photos at once: how long a small photo, the page and the API take")
     fl.add_argument("--url", default="http://127.0.0.1:7860")
     fl.add_argument("--requests", type=int, default=45)
@@ -571,6 +618,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             frac = f"{100 * r['peak_fraction']:.1f}%" if r["peak_fraction"] is not None else "n/a"
             print(f"{r['model']:<{w}} {r['size']:>5} {r['batch']:>6} {r['images_per_s']:>9.1f} "
                   f"{r['gflops_per_image']:>10.2f} {r['tflops']:>8.3f} {frac:>13}")
+        return 0
+    if args.command == "batch":
+        r = batch(args.photos, args.megapixels, args.threads, args.weights)
+        print(f"{r['photos']} JPEGs, {r['megapixels']:.1f} MP in all, {r['model']} at render size {r['render_size']}, "
+              f"{r['threads']} thread(s); {_cpu_name()}, load average {os.getloadavg()[0]:.1f}")
+        print(f"planned (headers, limits) in {r['planned_s']:.2f} s; colorized into one ZIP of {r['zip_mb']:.0f} MB in "
+              f"{r['seconds']:.1f} s (estimated {r['estimated_s']:.1f} s)")
         return 0
     if args.command == "flood":
         report = flood(args.url, args.requests, args.megapixels)
