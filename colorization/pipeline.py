@@ -187,8 +187,11 @@ class Colorizer:
         return upsample_ab(self.predict_ab_small(l, render_size), l.shape)
 
     def colorize_prepared(self, prepared: Prepared, render_size: Optional[int] = None, intensity: float = 1.0,
-                          hints: Optional[ImageLike] = None, reference=None) -> Image.Image:
+                          hints: Optional[ImageLike] = None, reference=None, reach: str = "object") -> Image.Image:
         """Colorize an already prepared photo (lets callers reuse the preparation)."""
+        from .hints import reach_settings
+
+        spread = reach_settings(reach)  # checked first: a wrong name fails before any work
         l_small = self.l_small(prepared.l, render_size)
         small_hints = None
         if hints is not None:
@@ -212,20 +215,22 @@ class Colorizer:
             from .hints import propagate
 
             # Also after a hint network: the propagation makes each hint's own pixels take its colour.
-            ab = propagate(l_small, ab, *small_hints)
+            ab = propagate(l_small, ab, *small_hints, **spread)
         return compose(prepared.l, upsample_ab(ab, prepared.l.shape), prepared.alpha)
 
     def __call__(self, image: ImageLike, render_size: Optional[int] = None, intensity: float = 1.0,
-                 hints: Optional[ImageLike] = None, reference=None) -> Image.Image:
+                 hints: Optional[ImageLike] = None, reference=None, reach: str = "object") -> Image.Image:
         """Colorize a PIL image or array of any mode; returns RGB (RGBA if it had alpha) at the input size.
 
         ``intensity`` scales the predicted ab (1.0 = the model's output, 0 = gray). ``hints``: an RGBA image of
         the photo's size whose opaque pixels carry wanted colours (:func:`colorization.hints.hint_image` makes
         one from points); they are spread along the photo's edges over the prediction (only their chroma is used).
         ``reference``: a colour photo (image, array or path) whose confidently matched colours become hints
-        (:mod:`colorization.reference`); the user's ``hints`` win where both give one.
+        (:mod:`colorization.reference`); the user's ``hints`` win where both give one. ``reach``: "object" (a hint
+        colours its own region and stops at its edges) or "photo" (it spreads over the whole photo along its strong
+        edges: a colour cast of the whole photo), :data:`colorization.hints.REACH`.
         """
-        return self.colorize_prepared(prepare(image), render_size, intensity, hints, reference)
+        return self.colorize_prepared(prepare(image), render_size, intensity, hints, reference, reach)
 
     def colorize_files(self, paths: Iterable[Union[str, os.PathLike]], out_dir: Union[str, os.PathLike],
                        render_size: Optional[int] = None, progress: bool = True,

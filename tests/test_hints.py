@@ -258,3 +258,22 @@ def test_one_dot_colours_its_spot_and_leaves_the_photo(name):
     far = (yy - h // 2) ** 2 + (xx - w // 2) ** 2 > (min(h, w) / 4) ** 2
     assert moved[h // 2 - 2 : h // 2 + 3, w // 2 - 2 : w // 2 + 3].mean() > 10  # the spot took the colour
     assert (moved > 5).mean() < 0.4 and (moved[far] > 5).mean() < 0.3  # most of the photo did not
+
+
+def test_a_colour_that_reaches_the_photo_casts_it_and_an_unknown_reach_is_named():
+    """Issue 24 item 3: a colour cast of the whole photo is a choice of its own ("photo"), not what a stroke does."""
+    from PIL import Image
+
+    from colorization import load_colorizer
+    from colorization.paths import examples_dir
+
+    colorizer = load_colorizer(device="cpu")
+    photo = Image.open(examples_dir() / "coffee.jpg").convert("L")
+    w, h = photo.size
+    before = rgb_to_lab(np.asarray(colorizer(photo)).astype(np.float32) / 255)
+    dot = hint_image([(w // 2, h // 2, "#f08020", 6)], photo.size)  # an orange dot: a warmer photo
+    moved = {reach: np.linalg.norm(rgb_to_lab(np.asarray(colorizer(photo, hints=dot, reach=reach)).astype(
+        np.float32) / 255)[..., 1:] - before[..., 1:], axis=-1) for reach in ("object", "photo")}
+    assert (moved["photo"] > 5).mean() > 0.5 > (moved["object"] > 5).mean()  # the whole photo, against its spot
+    with pytest.raises(ValueError, match="unknown reach 'room'; choose one of: object, photo"):
+        colorizer(photo, hints=dot, reach="room")
