@@ -114,6 +114,7 @@ async function colorize() {
   const size = Number($("size").value);
   const intensity = Number($("intensity").value);
   const small = await network(size);
+  document.body.dataset.networkSeconds = ((performance.now() - started) / 1000).toFixed(3);
   let ab = small.data;
   if (intensity !== 1) ab = ab.map((v) => v * intensity); // scaled before upsampling, as the pipeline
   const x = new ort.Tensor("float32", ab, [2, small.h, small.w]);
@@ -158,16 +159,23 @@ function enqueue(work) {
 function openPhoto(file) {
   return enqueue(async () => {
     setState("working", `Colorizing ${file.name}…`);
-    const started = performance.now();
+    const steps = {}; // seconds per step, in document.body.dataset.steps for anyone measuring the page
+    let last = performance.now();
+    const lap = (name) => { const now = performance.now(); steps[name] = (now - last) / 1000; last = now; };
     photo = await decode(file);
+    lap("decode");
     photo.l = await lightness(photo.rgba, photo.width * photo.height);
+    lap("lightness");
     abSmall = new Map();
     await display($("gray"), null, null);
+    lap("gray");
     await colorize();
-    const seconds = (performance.now() - started) / 1000;
+    lap("colorize");
+    const seconds = Object.values(steps).reduce((a, b) => a + b, 0);
     $("compare").hidden = false;
     showDownload();
     document.body.dataset.seconds = seconds.toFixed(3);
+    document.body.dataset.steps = JSON.stringify(steps);
     setState("done", `${photo.name}: ${photo.width} x ${photo.height}, colorized in ${seconds.toFixed(2)} s.`);
   });
 }
