@@ -113,6 +113,9 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
     p.add_argument("--hints", help="for one photo: an RGBA image of its size whose opaque pixels carry wanted "
                                    "colours, spread along the photo's edges (for one clip: on its first frame, "
                                    "carried along the motion)")
+    p.add_argument("--reach", choices=["object", "photo"], default="object",
+                   help="how far --hints reach: their object (default) or the whole photo along its edges, for a "
+                        "colour cast of the whole photo (photos only)")
     p.add_argument("--reference", help="a colour photo whose colours, where it confidently matches, become hints "
                                        "for every photo (--hints win where both give one; photos only)")
     p.add_argument("--no-temporal", dest="temporal", action="store_false",
@@ -210,7 +213,7 @@ def _colorize(args) -> int:
     failed = 0
     if files:
         for path, result in colorizer.colorize_files(files, args.out_dir, args.render_size, hints=hints,
-                                                     reference=reference):
+                                                     reference=reference, reach=args.reach):
             if isinstance(result, Exception):
                 failed += 1
                 _say(f"error: {result}")

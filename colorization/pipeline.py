@@ -234,12 +234,12 @@ class Colorizer:
 
     def colorize_files(self, paths: Iterable[Union[str, os.PathLike]], out_dir: Union[str, os.PathLike],
                        render_size: Optional[int] = None, progress: bool = True,
-                       hints: Optional[ImageLike] = None,
-                       reference=None) -> Iterator[tuple[Path, Union[Path, ImageError]]]:
+                       hints: Optional[ImageLike] = None, reference=None,
+                       reach: str = "object") -> Iterator[tuple[Path, Union[Path, ImageError]]]:
         """Colorize many files into ``out_dir`` as PNG; yields (input, output path or the ImageError).
 
-        ``hints`` (see :meth:`__call__`) must have the size of every photo: in practice, one photo. ``reference``
-        (see :meth:`__call__`) is read once and serves every photo.
+        ``hints`` (see :meth:`__call__`, with ``reach``) must have the size of every photo: in practice, one photo.
+        ``reference`` (see :meth:`__call__`) is read once and serves every photo.
         """
         from tqdm.auto import tqdm
 
@@ -261,7 +261,7 @@ class Colorizer:
                 yield path, exc
                 continue
             try:
-                result = self(image, render_size, hints=hints, reference=reference)
+                result = self(image, render_size, hints=hints, reference=reference, reach=reach)
             except ImageError as exc:  # e.g. too long a photo for the render size's memory: say which photo
                 yield path, ImageError(f"{path}: {exc}")
                 continue

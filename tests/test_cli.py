@@ -209,6 +209,10 @@ def test_colorize_with_hints_for_one_photo(tmp_path, weights_file, eval_photos):
     a, b = (np.asarray(Image.open(tmp_path / d / name)).astype(int) for d in ("plain", "hinted"))
     y, x = photo.height // 2, photo.width // 2
     assert b[y, x, 0] - b[y, x, 1] > a[y, x, 0] - a[y, x, 1] + 20  # redder where the hint is
+    cast = run("colorize", str(eval_photos[0]), "-o", str(tmp_path / "cast"), "--weights", str(weights_file),
+               "--hints", str(hints), "--reach", "photo")
+    c = np.asarray(Image.open(tmp_path / "cast" / name)).astype(int)
+    assert cast.returncode == 0 and (np.abs(c - a).max(-1) > 6).mean() > (np.abs(b - a).max(-1) > 6).mean()
     _one_line_error(run("colorize", str(eval_photos[0]), str(eval_photos[1]), "-o", str(tmp_path / "two"),
                         "--weights", str(weights_file), "--hints", str(hints)), "one photo")
     hint_image([], (7, 5)).save(tmp_path / "small.png")
