@@ -91,13 +91,13 @@ def _json_safe(record):
 
 
 def score_prepared(colorizer: Colorizer, prepared: Prepared, render_size: Optional[int] = None,
-                   intensity: float = 1.0, hints=None, reference=None):
-    """Colorize a prepared photo (with ``hints`` and ``reference`` if given) and score result and gray baseline
-    against it.
+                   intensity: float = 1.0, hints=None, reference=None, reach: str = "object"):
+    """Colorize a prepared photo (with ``hints``, reaching as far as ``reach`` says, and ``reference`` if given)
+    and score result and gray baseline against it.
 
     Returns (result image, {"model": {...}, "gray": {...}, "ground_truth": {"colorfulness": x}}).
     """
-    result = colorizer.colorize_prepared(prepared, render_size, intensity, hints, reference)
+    result = colorizer.colorize_prepared(prepared, render_size, intensity, hints, reference, reach)
     return result, score_images(_rgb(result), _rgb(prepared.gray), prepared.truth)
 
 
