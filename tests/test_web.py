@@ -284,6 +284,8 @@ def test_a_file_that_is_not_an_image_gets_a_readable_error(page, tmp_path):
     note.write_text("not a photo at all")
     open_photo(page, note, state="error")
     assert "notes.jpg: not an image" in page.locator("#status").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_error_state.png"))
     open_photo(page, EXAMPLES / "coffee.jpg")  # the page is not stuck after an error
 
 
