@@ -152,7 +152,10 @@ function showDownload() {
 
 // One job at a time: a second photo or a moved control waits for the one running.
 function enqueue(work) {
-  job = job.then(work).catch((error) => setState("error", error.message || String(error)));
+  job = job.then(work).catch((error) => {
+    $("compare").hidden = $("download").hidden = true; // no earlier photo's result beside the error
+    setState("error", error.message || String(error));
+  });
   return job;
 }
 
