@@ -36,6 +36,8 @@ ARCHITECTURES = {name: architecture(read_metadata(path)) for name, path in WEIGH
 SUGGESTER = next((name for name, arch in ARCHITECTURES.items() if arch.endswith(" classification")), None)
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.jpg"))
 # The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
+# How far painted colours reach (colorization.hints.REACH): their own object, or the whole photo for a colour cast.
+REACHES = {"their object": "object", "the whole photo (a colour cast)": "photo"}
 HINT_COLOURS = ["#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#17becf", "#1f77b4", "#6a3d9a", "#e377c2", "#8c564b"]
 
 
@@ -118,7 +120,8 @@ def _render_size(value) -> int:
 
 @_user_errors
 async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
-                   intensity: float = 1.0, hints: dict | None = None, request: gr.Request = None):
+                   intensity: float = 1.0, hints: dict | None = None, reach: str = "object",
+                   request: gr.Request = None):
     """Colorize an uploaded photo, with the colours painted on it if any; returns (gray, colorized) for the
     slider, the PNG's path and a note. ``hints``: the editor's value, whose layers are RGBA images of the photo's
     size (API: ``{"background": None, "layers": [handle_file("hints.png")], "composite": None}``)."""
@@ -127,9 +130,10 @@ async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: 
     size = _render_size(render_size)
     intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
     layers = hint_files(hints, demo.GRADIO_CACHE, LIMITS.max_hint_layers)
+    reach = choice(reach, "reach", REACHES.values())
     name = str(image.get("orig_name") or "upload")
     seconds = colorize_seconds(path, size, ARCHITECTURES[model], layers)
-    result = await LANES.run(_session(request), seconds, _colorize, model, path, name, size, intensity, layers)
+    result = await LANES.run(_session(request), seconds, _colorize, model, path, name, size, intensity, layers, reach)
     title = get_colorizer(model).title
     painted = f" and your colours ({result.painted:.1%} of the photo painted)" if result.painted else ""
     note = (metrics_table(title + painted, result.scores) if result.scores
@@ -137,11 +141,11 @@ async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: 
     return (str(result.gray), str(result.colorized)), str(result.colorized), note + _notes(result.notes)
 
 
-@_on_gpu(lambda model, path, name, size, intensity, layers:
+@_on_gpu(lambda model, path, name, size, intensity, layers, reach:
          _gpu_seconds(colorize_seconds(path, size, ARCHITECTURES[model], layers)))
-def _colorize(model: str, path: str, name: str, size: int, intensity: float, layers: list[str]):
+def _colorize(model: str, path: str, name: str, size: int, intensity: float, layers: list[str], reach: str):
     return colorize_upload(get_colorizer(model), path, name, demo.GRADIO_CACHE, size, intensity, layers,
-                           LIMITS.max_megapixels)
+                           LIMITS.max_megapixels, reach)
 
 
 def _painted(value: dict | None) -> list[str]:
@@ -164,7 +168,7 @@ async def take_upload(file: dict | None):
 
 @_user_errors
 async def live(image: dict | None, value: dict | None, model: str, render_size: int, intensity: float,
-               request: gr.Request = None):
+               reach: str = "object", request: gr.Request = None):
     """The photo colorized at screen size with the colours painted on the canvas so far, after each stroke; returns
     (gray, colorized) for the slider."""
     if image is None:
@@ -173,15 +177,17 @@ async def live(image: dict | None, value: dict | None, model: str, render_size: 
     model = choice(model, "model", WEIGHTS)
     size = _render_size(render_size)
     intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
+    reach = choice(reach, "reach", REACHES.values())
     seconds = live_seconds(path, size, ARCHITECTURES[model], layers)
-    gray, colorized = await LANES.run(_session(request), seconds, _live, model, path, size, intensity, layers)
+    gray, colorized = await LANES.run(_session(request), seconds, _live, model, path, size, intensity, layers, reach)
     return str(gray), str(colorized)
 
 
-@_on_gpu(lambda model, path, size, intensity, layers:
+@_on_gpu(lambda model, path, size, intensity, layers, reach:
          _gpu_seconds(live_seconds(path, size, ARCHITECTURES[model], layers)))
-def _live(model: str, path: str, size: int, intensity: float, layers: list[str]):
-    return live_preview(get_colorizer(model), path, demo.GRADIO_CACHE, size, intensity, layers, LIMITS.max_megapixels)
+def _live(model: str, path: str, size: int, intensity: float, layers: list[str], reach: str):
+    return live_preview(get_colorizer(model), path, demo.GRADIO_CACHE, size, intensity, layers, LIMITS.max_megapixels,
+                        reach=reach)
 
 
 @_user_errors
@@ -332,6 +338,9 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
         gr.Markdown("Wrong colour, or too pale? Paint a few strokes or dots in the colours you want on the photo: each "
                     "colour spreads over its region along the photo's edges, and the result beside it follows each "
                     "stroke (the eraser and undo are in the toolbar). **Colorize** gives the full-resolution PNG.")
+        reach = gr.Radio(list(REACHES.items()), value="object", label="Your colours reach",
+                         info="The whole photo: a colour that spreads everywhere along the photo's edges, for a warmer "
+                              "or cooler photo.")
         with gr.Row():
             with gr.Column():
                 model = gr.Dropdown([(read_metadata(p).get("title") or p.stem, name) for name, p in WEIGHTS.items()],
@@ -393,11 +402,12 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
     # the canvas or of the settings recolours the preview beside it, the latest only (always_last).
     upload.upload(take_upload, upload, photo, preprocess=False, api_visibility="private")
     photo.change(show_gray, photo, [canvas, picker], preprocess=False, api_visibility="private", **lanes)
-    gr.on([photo.change, canvas.change, model.change, size.change, intensity.release], live,
-          [photo, canvas, model, size, intensity], slider,
+    gr.on([photo.change, canvas.change, model.change, size.change, intensity.release, reach.change], live,
+          [photo, canvas, model, size, intensity, reach], slider,
           trigger_mode="always_last", show_progress="hidden", preprocess=False, api_visibility="private", **lanes)
     picker.select(suggest, [picker, size], [suggestions, canvas], preprocess=False, api_visibility="private", **lanes)
-    button.click(colorize, [photo, model, size, intensity, canvas], [slider, download, report], api_name="colorize",
+    button.click(colorize, [photo, model, size, intensity, canvas, reach], [slider, download, report],
+                 api_name="colorize",
                  preprocess=False, **lanes)
     compare_button.click(compare_photo, [photo, compare_what, model, intensity], [gallery, compare_report],
                          api_name="compare", preprocess=False, **lanes)

@@ -363,8 +363,10 @@ class PhotoResult:
 
 
 def colorize_upload(colorizer: Colorizer, path: str, name: str, root: str, size: int, intensity: float = 1.0,
-                    hints: Sequence[str] = (), max_megapixels: float = Limits.max_megapixels) -> PhotoResult:
-    """Colorize the stored photo ``path`` (sent as ``name``) with the painted hint layers ``hints``, score it if it is
+                    hints: Sequence[str] = (), max_megapixels: float = Limits.max_megapixels,
+                    reach: str = "object") -> PhotoResult:
+    """Colorize the stored photo ``path`` (sent as ``name``) with the painted hint layers ``hints`` (reaching as far
+    as ``reach`` says: :data:`colorization.hints.REACH`), score it if it is
     in colour, and write ``<name>_colorized.png`` and ``<name>_gray.png`` in a fresh folder inside ``root``.
     A failure is a RequestError naming the upload and the layers as their sender knows them."""
     names = {path: name, **{file: f"hint layer {i}" for i, file in enumerate(hints, 1)}}
@@ -375,9 +377,9 @@ def colorize_upload(colorizer: Colorizer, path: str, name: str, root: str, size:
         share = painted_share(painted) if painted else 0.0
         painted = painted if share > 0 else None  # an untouched canvas is no hint
         if is_grayish(prepared.pixels):
-            result, scores = colorizer.colorize_prepared(prepared, size, intensity, painted), None
+            result, scores = colorizer.colorize_prepared(prepared, size, intensity, painted, reach=reach), None
         else:
-            result, scores = score_prepared(colorizer, prepared, size, intensity, painted)
+            result, scores = score_prepared(colorizer, prepared, size, intensity, painted, reach=reach)
         folder, stem = _output_folder(root), safe_stem(name)
         out, gray = folder / f"{stem}_colorized.png", folder / f"{stem}_gray.png"
         result.save(out, compress_level=1)  # several times faster than the default level, for a larger file
@@ -683,14 +685,14 @@ def preview_of(path: str, root: str, max_megapixels: float = Limits.max_megapixe
 
 def live_preview(colorizer: Colorizer, path: str, root: str, size: int, intensity: float = 1.0,
                  hints: Sequence[str] = (), max_megapixels: float = Limits.max_megapixels,
-                 side: int = PREVIEW_SIDE) -> tuple[Path, Path]:
+                 side: int = PREVIEW_SIDE, reach: str = "object") -> tuple[Path, Path]:
     """The stored photo ``path`` colorized at screen size with the painted hint layers ``hints`` (scaled to it), as
     (gray JPEG, colorized JPEG): what the page shows after each stroke. Colorize gives the full-resolution PNG."""
     try:
         preview = preview_of(path, root, max_megapixels, side)
         painted = read_hint_layers(hints, preview.prepared.l.shape[::-1], max_megapixels)
         painted = painted if painted and painted_share(painted) > 0 else None
-        result = colorizer.colorize_prepared(preview.prepared, size, intensity, painted)
+        result = colorizer.colorize_prepared(preview.prepared, size, intensity, painted, reach=reach)
         out = _output_folder(root) / "colorized.jpg"
         result.convert("RGB").save(out, quality=90)  # a tenth of a PNG's encoding time; a preview only
     except (ValueError, OSError) as exc:

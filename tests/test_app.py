@@ -16,6 +16,8 @@ from PIL import Image
 
 from app_server import EXAMPLES, REPO, running_app
 
+from colorization import rgb_to_lab
+
 GRAY = EXAMPLES / "camera_bw.jpg"
 COLOUR = EXAMPLES / "coffee.jpg"
 
@@ -41,7 +43,7 @@ def colorize(client: Client, path: Path, **settings):
 
 def test_api_defaults_let_image_alone_work(client):
     params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/colorize"]["parameters"]
-    assert [p["parameter_name"] for p in params] == ["image", "model", "render_size", "intensity", "hints"]
+    assert [p["parameter_name"] for p in params] == ["image", "model", "render_size", "intensity", "hints", "reach"]
     assert all(p["parameter_has_default"] for p in params[1:])
 
 
@@ -112,6 +114,13 @@ def test_painted_colours_recolour_their_region_through_the_api(client, tmp_path)
     Image.new("RGBA", size, (0, 0, 0, 0)).save(empty)
     _, untouched, _, note = colorize(client, COLOUR, hints=_hints([empty]))
     assert np.array_equal(np.asarray(untouched), np.asarray(plain)) and "your colours" not in note
+    # reach="photo": the same disc casts its colour over the whole photo (issue 24 item 3); an unknown reach is named
+    green = _hints([_green_disc(tmp_path / "h.png", size)])
+    _, cast, _, _ = colorize(client, COLOUR, hints=green, reach="photo")
+    a = [rgb_to_lab(np.asarray(image, np.float32) / 255)[..., 1] for image in (plain, hinted, cast)]
+    assert (a[2] < a[0] - 5).mean() > 2 * (a[1] < a[0] - 5).mean(), [(x < a[0] - 5).mean() for x in a[1:]]
+    with pytest.raises(Exception, match="Unknown reach 'room'"):
+        colorize(client, COLOUR, hints=green, reach="room")
 
 
 def test_hints_without_transparency_or_with_too_many_layers_get_a_clear_error(client, tmp_path):
@@ -306,11 +315,12 @@ CLICK = {"index": [5, 5], "value": None}
 # Each handler that reads a file, as (endpoint, its inputs with ``file`` as the file it reads, event data).
 # ``photo`` is a real upload, for the hints' photo.
 FILE_READERS = {
-    "colorize": ("colorize", lambda file, photo: [file, "cnn.safetensors", 256, 1.0, None], None),
+    "colorize": ("colorize", lambda file, photo: [file, "cnn.safetensors", 256, 1.0, None, "object"], None),
     "show_gray": ("show_gray", lambda file, photo: [file], None),
     "suggest": ("suggest", lambda file, photo: [file, 256], CLICK),
     "hints": ("colorize", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256, 1.0,
-                                               {"background": None, "layers": [file], "composite": None}], None),
+                                               {"background": None, "layers": [file], "composite": None}, "object"],
+              None),
     "clip": ("colorize_clip", lambda file, photo: [file, "cnn.safetensors", 256, True], None),
     "compare": ("compare", lambda file, photo: [file, "every model", "cnn.safetensors", 1.0], None),
     "batch": ("colorize_batch", lambda file, photo: [[file], "cnn.safetensors", 256, 1.0], None),
@@ -365,13 +375,13 @@ def test_uploads_and_examples_still_reach_every_handler(server, tmp_path):
         assert "Likely colours at (5, 5)" in html
     hint = _upload(url, _green_disc(tmp_path / "hint.png", Image.open(COLOUR).size))
     hints = {"background": editor["background"], "layers": [{"path": hint, "meta": META}], "composite": None}
-    _, _, note = _queue_call(url, "colorize", [{"path": photo}, "cnn.safetensors", 256, 1.0, hints])["data"]
+    _, _, note = _queue_call(url, "colorize", [{"path": photo}, "cnn.safetensors", 256, 1.0, hints, "object"])["data"]
     assert "your colours" in note
     # The first example, as the page loads it: Gradio's own copy in its folder, not the file in examples/.
     first = sorted(EXAMPLES.glob("*.jpg"))[0]
     example = _queue_call(url, "load_example", [0])["data"][0]["value"]
     assert Path(example["path"]).name == first.name and Path(example["path"]).is_relative_to(server[1])
-    (gray, _), _, _ = _queue_call(url, "colorize", [example, "cnn.safetensors", 256, 1.0, None])["data"]
+    (gray, _), _, _ = _queue_call(url, "colorize", [example, "cnn.safetensors", 256, 1.0, None, "object"])["data"]
     assert Image.open(gray["path"]).size == Image.open(first).size
 
 
