@@ -10,17 +10,19 @@ colour arithmetic of its own; tests hold every graph to the numpy/OpenCV pipelin
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import _GAMUT_TOL, _lab_to_linear, _linear_to_srgb, clamp_ab, denormalize_ab, normalize_l, rgb_to_lab
+from .color import (_GAMUT_TOL, _lab_to_linear, _linear_to_srgb, clamp_ab, denormalize_ab, lab_to_display, normalize_l,
+                    rgb_to_lab)
 
 __all__ = ["Lightness", "AreaResize", "LinearResize", "Network", "Display", "GAMUT_STEPS", "static_same_padding"]
 
-GAMUT_STEPS = 8  # bisection steps of the chroma scale, as lab_to_display's default
+GAMUT_STEPS = inspect.signature(lab_to_display).parameters["steps"].default  # bisection steps of the chroma scale
 
 
 class Lightness(nn.Module):
@@ -35,7 +37,7 @@ def _area_weights(n_in: int, n_out: int) -> torch.Tensor:
     """(n_out, n_in): output cell i averages the input over [i s, (i + 1) s), s = n_in / n_out, each input cell
     weighted by its overlap, as OpenCV's INTER_AREA (which drops overlaps under 1e-3 of a cell)."""
     j = torch.arange(n_in, dtype=torch.float32)
-    scale = j.shape[0] / torch.arange(n_out, dtype=torch.float32).shape[0] * torch.ones(1)
+    scale = torch.ones(1) * (n_in / n_out)
     start = torch.arange(n_out, dtype=torch.float32)[:, None] * scale
     overlap = (torch.minimum(j[None] + 1, start + scale) - torch.maximum(j[None], start)).clamp(min=0)
     overlap = torch.where(overlap > 1e-3, overlap, torch.zeros_like(overlap))
@@ -83,7 +85,8 @@ class Network(nn.Module):
     def forward(self, l: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         h, w = l.shape[-2:]
         reflect = torch.tensor(rows.shape[0] - h < h) & torch.tensor(cols.shape[0] - w < w)
-        x = normalize_l(l).index_select(2, _padded_index(h, rows, reflect)).index_select(3, _padded_index(w, cols, reflect))
+        x = normalize_l(l).index_select(2, _padded_index(h, rows, reflect))
+        x = x.index_select(3, _padded_index(w, cols, reflect))
         return denormalize_ab(self.model.predict(x)[..., :h, :w])
 
 

@@ -96,7 +96,8 @@ def test_the_display_graph_is_lab_to_display_on_a_grid_of_colours(graphs):
     """Every L, a, b on a grid reaching past the gamut and the ab clamp, gray and alpha included."""
     from colorization.color import lab_to_display
 
-    l, a, b = np.meshgrid(np.linspace(0, 100, 41), np.linspace(-130, 130, 53), np.linspace(-130, 130, 53), indexing="ij")
+    ab = np.linspace(-130, 130, 53)
+    l, a, b = np.meshgrid(np.linspace(0, 100, 41), ab, ab, indexing="ij")
     lab = np.stack([l, a, b], -1).reshape(-1, 3).astype(np.float32)
     rgba = np.zeros((len(lab), 4), np.uint8)
     rgba[:, 3] = np.arange(len(lab)) % 256
@@ -293,7 +294,8 @@ def test_the_render_shape_is_the_pipelines(page):
     """The one piece of arithmetic in the page's script (render_shape, Python's rounding) on a grid of sizes."""
     from colorization.pipeline import render_shape
 
-    sizes = [(h, w, s) for h in (1, 7, 100, 333, 768, 1000, 4001) for w in (1, 5, 171, 512, 1024, 3000) for s in (64, 128, 256, 512)]
+    sizes = [(h, w, s) for h in (1, 7, 100, 333, 768, 1000, 4001) for w in (1, 5, 171, 512, 1024, 3000)
+             for s in (64, 128, 256, 512)]
     shapes = page.evaluate("(sizes) => sizes.map(([h, w, s]) => window.colorization.renderShape(h, w, s))", sizes)
     assert [tuple(s) for s in shapes] == [render_shape(h, w, s) for h, w, s in sizes]
 
@@ -307,8 +309,8 @@ def test_time_per_photo_at_1024x768(page, tmp_path):
     runs = []
     for _ in range(4):
         open_photo(page, photo)
-        runs.append(page.evaluate("({seconds: +document.body.dataset.seconds, network: +document.body.dataset.networkSeconds, "
-                                  "steps: JSON.parse(document.body.dataset.steps)})"))
+        runs.append(page.evaluate("({seconds: +document.body.dataset.seconds, steps: JSON.parse(document.body.dataset.steps), "
+                                  "network: +document.body.dataset.networkSeconds})"))
     assert canvas_pixels(page, "result").shape == (768, 1024, 3)
     median = sorted(r["seconds"] for r in runs[1:])[1]
     report = {"photo": "1024x768", "wasm_threads": 1, "first_s": runs[0]["seconds"], "median_s": median, "runs": runs}
