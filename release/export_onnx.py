@@ -27,10 +27,13 @@ GRAPHS = {"lightness": "lightness.onnx", "area": "area_resize.onnx", "linear": "
 
 
 def _sources_digest(weights: Path) -> str:
-    """What an export depends on: the weights' bytes and the code that builds the graphs."""
+    """What an export depends on: the weights' bytes, the code that builds the graphs, and torch's version."""
+    import torch
+
     digest = hashlib.sha256(weights.read_bytes())
-    for code in (HOME / "colorization" / "onnx.py", HOME / "colorization" / "color.py", Path(__file__)):
-        digest.update(code.read_bytes())
+    for code in ("onnx.py", "color.py", "models.py"):
+        digest.update((HOME / "colorization" / code).read_bytes())
+    digest.update(Path(__file__).read_bytes() + torch.__version__.encode())
     return digest.hexdigest()
 
 

@@ -5,15 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-dist=node_modules/onnxruntime-web/dist
 rm -rf vendor
 mkdir vendor
-# The WebAssembly-only build and the glue it imports from env.wasm.wasmPaths.
-cp "$dist/ort.wasm.min.mjs" "$dist/ort-wasm-simd-threaded.mjs" vendor/
-split -b 8M -d -a 2 "$dist/ort-wasm-simd-threaded.wasm" vendor/ort-wasm-simd-threaded.wasm.part
-parts=$(cd vendor && ls ort-wasm-simd-threaded.wasm.part* | sed 's/.*/"&"/' | paste -sd, -)
-version=$(node -p "require('./node_modules/onnxruntime-web/package.json').version")
-echo "{\"package\": \"onnxruntime-web\", \"version\": \"$version\", \"parts\": [$parts]}" > vendor/wasm.json
-printf 'onnxruntime-web %s, MIT licence (c) Microsoft Corporation: https://github.com/microsoft/onnxruntime\n' \
-  "$version" > vendor/NOTICE.txt
-echo "vendor/: onnxruntime-web $version, $(du -sh vendor | cut -f1)"
+node - <<'JS'
+const fs = require("fs");
+const pkg = "node_modules/onnxruntime-web";
+const dist = `${pkg}/dist`;
+// The WebAssembly-only build and the glue it imports from env.wasm.wasmPaths.
+for (const name of ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs"]) fs.copyFileSync(`${dist}/${name}`, `vendor/${name}`);
+const wasm = fs.readFileSync(`${dist}/ort-wasm-simd-threaded.wasm`);
+const size = 8 * 1024 * 1024;
+const parts = [];
+for (let start = 0; start < wasm.length; start += size) {
+  const name = `ort-wasm-simd-threaded.wasm.part${String(parts.length).padStart(2, "0")}`;
+  fs.writeFileSync(`vendor/${name}`, wasm.subarray(start, start + size));
+  parts.push(name);
+}
+const version = JSON.parse(fs.readFileSync(`${pkg}/package.json`)).version;
+fs.writeFileSync("vendor/wasm.json", JSON.stringify({ package: "onnxruntime-web", version, parts }) + "\n");
+fs.writeFileSync("vendor/NOTICE.txt",
+  `onnxruntime-web ${version}, MIT licence (c) Microsoft Corporation: https://github.com/microsoft/onnxruntime\n`);
+console.log(`vendor/: onnxruntime-web ${version}, ${parts.length} parts of WebAssembly`);
+JS
