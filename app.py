@@ -20,7 +20,7 @@ from colorization import Colorizer, available_weights, load_colorizer, read_meta
 from colorization.serving import (Lanes, Limits, RequestError, Variant, architecture, choice, colorize_batch,
                                   colorize_clip_upload, colorize_seconds, colorize_upload, compare, compare_seconds,
                                   flag, gray_seconds, gray_version, hint_files, live_preview, live_seconds, number,
-                                  plan_batch, render_size, session_key, share_cpu, store_blobs, suggest_at,
+                                  plan_batch, render_size, session_key, share_cpu, show_matches, store_blobs, suggest_at,
                                   suggest_seconds, upload_files, upload_path)
 
 try:  # a free 2-vCPU Space's limits, or what the host's COLORIZE_* variables say
@@ -121,7 +121,7 @@ def _render_size(value) -> int:
 @_user_errors
 async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
                    intensity: float = 1.0, hints: dict | None = None, reach: str = "object",
-                   request: gr.Request = None):
+                   reference: dict | None = None, request: gr.Request = None):
     """Colorize an uploaded photo, with the colours painted on it if any; returns (gray, colorized) for the
     slider, the PNG's path and a note. ``hints``: the editor's value, whose layers are RGBA images of the photo's
     size (API: ``{"background": None, "layers": [handle_file("hints.png")], "composite": None}``)."""
@@ -131,9 +131,11 @@ async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: 
     intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
     layers = hint_files(hints, demo.GRADIO_CACHE, LIMITS.max_hint_layers)
     reach = choice(reach, "reach", REACHES.values())
+    ref = _reference(reference)
     name = str(image.get("orig_name") or "upload")
-    seconds = colorize_seconds(path, size, ARCHITECTURES[model], layers)
-    result = await LANES.run(_session(request), seconds, _colorize, model, path, name, size, intensity, layers, reach)
+    seconds = colorize_seconds(path, size, ARCHITECTURES[model], layers, ref)
+    result = await LANES.run(_session(request), seconds, _colorize, model, path, name, size, intensity, layers, reach,
+                             ref)
     title = get_colorizer(model).title
     painted = f" and your colours ({result.painted:.1%} of the photo painted)" if result.painted else ""
     note = (metrics_table(title + painted, result.scores) if result.scores
@@ -141,11 +143,17 @@ async def colorize(image: dict | None, model: str = DEFAULT_MODEL, render_size: 
     return (str(result.gray), str(result.colorized)), str(result.colorized), note + _notes(result.notes)
 
 
-@_on_gpu(lambda model, path, name, size, intensity, layers, reach:
-         _gpu_seconds(colorize_seconds(path, size, ARCHITECTURES[model], layers)))
-def _colorize(model: str, path: str, name: str, size: int, intensity: float, layers: list[str], reach: str):
+@_on_gpu(lambda model, path, name, size, intensity, layers, reach, ref:
+         _gpu_seconds(colorize_seconds(path, size, ARCHITECTURES[model], layers, ref)))
+def _colorize(model: str, path: str, name: str, size: int, intensity: float, layers: list[str], reach: str,
+              ref: str | None):
     return colorize_upload(get_colorizer(model), path, name, demo.GRADIO_CACHE, size, intensity, layers,
-                           LIMITS.max_megapixels, reach)
+                           LIMITS.max_megapixels, reach, ref)
+
+
+def _reference(value: dict | None) -> str | None:
+    """The stored reference photo of an upload's value, or None for none."""
+    return None if value is None else upload_path(value, demo.GRADIO_CACHE, "Upload a reference photo first.")
 
 
 def _painted(value: dict | None) -> list[str]:
@@ -168,7 +176,7 @@ async def take_upload(file: dict | None):
 
 @_user_errors
 async def live(image: dict | None, value: dict | None, model: str, render_size: int, intensity: float,
-               reach: str = "object", request: gr.Request = None):
+               reach: str = "object", reference: dict | None = None, request: gr.Request = None):
     """The photo colorized at screen size with the colours painted on the canvas so far, after each stroke; returns
     (gray, colorized) for the slider."""
     if image is None:
@@ -178,16 +186,39 @@ async def live(image: dict | None, value: dict | None, model: str, render_size: 
     size = _render_size(render_size)
     intensity = number(intensity, "Colour intensity", 0.0, LIMITS.max_intensity)
     reach = choice(reach, "reach", REACHES.values())
-    seconds = live_seconds(path, size, ARCHITECTURES[model], layers)
-    gray, colorized = await LANES.run(_session(request), seconds, _live, model, path, size, intensity, layers, reach)
+    ref = _reference(reference)
+    seconds = live_seconds(path, size, ARCHITECTURES[model], layers, ref)
+    gray, colorized = await LANES.run(_session(request), seconds, _live, model, path, size, intensity, layers, reach,
+                                      ref)
     return str(gray), str(colorized)
 
 
-@_on_gpu(lambda model, path, size, intensity, layers, reach:
-         _gpu_seconds(live_seconds(path, size, ARCHITECTURES[model], layers)))
-def _live(model: str, path: str, size: int, intensity: float, layers: list[str], reach: str):
+@_on_gpu(lambda model, path, size, intensity, layers, reach, ref:
+         _gpu_seconds(live_seconds(path, size, ARCHITECTURES[model], layers, ref)))
+def _live(model: str, path: str, size: int, intensity: float, layers: list[str], reach: str, ref: str | None):
     return live_preview(get_colorizer(model), path, demo.GRADIO_CACHE, size, intensity, layers, LIMITS.max_megapixels,
-                        reach=reach)
+                        reach=reach, reference=ref)
+
+
+@_user_errors
+async def matches(image: dict | None, reference: dict | None, model: str, render_size: int,
+                  request: gr.Request = None):
+    """Where the reference's colours were taken and put: the photo and the reference with a disc per kept match."""
+    path, ref = upload_path(image, demo.GRADIO_CACHE), _reference(reference)
+    if ref is None:
+        raise RequestError("Upload a reference photo first.")
+    model, size = choice(model, "model", WEIGHTS), _render_size(render_size)
+    seconds = live_seconds(path, size, ARCHITECTURES[model], (), ref)
+    photo, shown, share, gated = await LANES.run(_session(request), seconds, _matches, model, path, ref, size)
+    note = (f"{share:.0%} of the photo's cells matched the reference confidently"
+            + (": too few to trust, so the reference gave no colour." if gated else "; each disc is one match, "
+               "in the colour it gave."))
+    return [(str(photo), "Your photo: where each colour went"), (str(shown), "The reference: where it came from")], note
+
+
+@_on_gpu(lambda model, path, ref, size: _gpu_seconds(live_seconds(path, size, ARCHITECTURES[model], (), ref)))
+def _matches(model: str, path: str, ref: str, size: int):
+    return show_matches(get_colorizer(model), path, ref, demo.GRADIO_CACHE, size, LIMITS.max_megapixels)
 
 
 @_user_errors
@@ -338,6 +369,18 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
         gr.Markdown("Wrong colour, or too pale? Paint a few strokes or dots in the colours you want on the photo: each "
                     "colour spreads over its region along the photo's edges, and the result beside it follows each "
                     "stroke (the eraser and undo are in the toolbar). **Colorize** gives the full-resolution PNG.")
+        with gr.Accordion("Colour like a reference photo: a colour photo of the same place, person or kind of scene",
+                          open=False):
+            with gr.Row():
+                reference = gr.Image(label="Reference photo (optional)", type="filepath", image_mode=None,
+                                     sources=["upload", "clipboard"], height=280, elem_id="reference")
+                with gr.Column():
+                    gr.Markdown("Where the two photos match confidently, the reference's colours become colours "
+                                "painted for you (yours win where both speak). A reference of another scene matches "
+                                "too little and gives nothing.")
+                    matches_button = gr.Button("Show what was taken from where")
+            matched = gr.Gallery(label="Matches", columns=2, height=300, format="png", elem_id="matches")
+            matches_note = gr.Markdown()
         reach = gr.Radio(list(REACHES.items()), value="object", label="Your colours reach",
                          info="The whole photo: a colour that spreads everywhere along the photo's edges, for a warmer "
                               "or cooler photo.")
@@ -402,11 +445,13 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
     # the canvas or of the settings recolours the preview beside it, the latest only (always_last).
     upload.upload(take_upload, upload, photo, preprocess=False, api_visibility="private")
     photo.change(show_gray, photo, [canvas, picker], preprocess=False, api_visibility="private", **lanes)
-    gr.on([photo.change, canvas.change, model.change, size.change, intensity.release, reach.change], live,
-          [photo, canvas, model, size, intensity, reach], slider,
+    gr.on([photo.change, canvas.change, model.change, size.change, intensity.release, reach.change, reference.change],
+          live, [photo, canvas, model, size, intensity, reach, reference], slider,
           trigger_mode="always_last", show_progress="hidden", preprocess=False, api_visibility="private", **lanes)
     picker.select(suggest, [picker, size], [suggestions, canvas], preprocess=False, api_visibility="private", **lanes)
-    button.click(colorize, [photo, model, size, intensity, canvas, reach], [slider, download, report],
+    matches_button.click(matches, [photo, reference, model, size], [matched, matches_note], preprocess=False,
+                         api_visibility="private", **lanes)
+    button.click(colorize, [photo, model, size, intensity, canvas, reach, reference], [slider, download, report],
                  api_name="colorize",
                  preprocess=False, **lanes)
     compare_button.click(compare_photo, [photo, compare_what, model, intensity], [gallery, compare_report],

@@ -82,7 +82,10 @@ __all__ = [
     "read_hint_layers",
     "render_size",
     "safe_stem",
+    "reference_of",
+    "reference_seconds",
     "session_key",
+    "show_matches",
     "share_cpu",
     "store_blobs",
     "stored_file",
@@ -364,22 +367,25 @@ class PhotoResult:
 
 def colorize_upload(colorizer: Colorizer, path: str, name: str, root: str, size: int, intensity: float = 1.0,
                     hints: Sequence[str] = (), max_megapixels: float = Limits.max_megapixels,
-                    reach: str = "object") -> PhotoResult:
+                    reach: str = "object", reference: Optional[str] = None) -> PhotoResult:
     """Colorize the stored photo ``path`` (sent as ``name``) with the painted hint layers ``hints`` (reaching as far
-    as ``reach`` says: :data:`colorization.hints.REACH`), score it if it is
+    as ``reach`` says: :data:`colorization.hints.REACH`) and the colours a stored ``reference`` photo gives, score it
+    if it is
     in colour, and write ``<name>_colorized.png`` and ``<name>_gray.png`` in a fresh folder inside ``root``.
     A failure is a RequestError naming the upload and the layers as their sender knows them."""
-    names = {path: name, **{file: f"hint layer {i}" for i, file in enumerate(hints, 1)}}
+    names = {path: name, **{file: f"hint layer {i}" for i, file in enumerate(hints, 1)},
+             **({reference: "the reference"} if reference else {})}
     try:  # ImageError is a ValueError whose message says what is wrong
         photo = read_image(path, max_megapixels)
+        ref = reference_of(reference, max_megapixels) if reference else None
         prepared = prepare(photo, max_megapixels)
         painted = read_hint_layers(hints, photo.size, max_megapixels)
         share = painted_share(painted) if painted else 0.0
         painted = painted if share > 0 else None  # an untouched canvas is no hint
         if is_grayish(prepared.pixels):
-            result, scores = colorizer.colorize_prepared(prepared, size, intensity, painted, reach=reach), None
+            result, scores = colorizer.colorize_prepared(prepared, size, intensity, painted, ref, reach), None
         else:
-            result, scores = score_prepared(colorizer, prepared, size, intensity, painted, reach=reach)
+            result, scores = score_prepared(colorizer, prepared, size, intensity, painted, ref, reach)
         folder, stem = _output_folder(root), safe_stem(name)
         out, gray = folder / f"{stem}_colorized.png", folder / f"{stem}_gray.png"
         result.save(out, compress_level=1)  # several times faster than the default level, for a larger file
@@ -685,23 +691,61 @@ def preview_of(path: str, root: str, max_megapixels: float = Limits.max_megapixe
 
 def live_preview(colorizer: Colorizer, path: str, root: str, size: int, intensity: float = 1.0,
                  hints: Sequence[str] = (), max_megapixels: float = Limits.max_megapixels,
-                 side: int = PREVIEW_SIDE, reach: str = "object") -> tuple[Path, Path]:
+                 side: int = PREVIEW_SIDE, reach: str = "object", reference: Optional[str] = None) -> tuple[Path, Path]:
     """The stored photo ``path`` colorized at screen size with the painted hint layers ``hints`` (scaled to it), as
     (gray JPEG, colorized JPEG): what the page shows after each stroke. Colorize gives the full-resolution PNG."""
     try:
         preview = preview_of(path, root, max_megapixels, side)
         painted = read_hint_layers(hints, preview.prepared.l.shape[::-1], max_megapixels)
         painted = painted if painted and painted_share(painted) > 0 else None
-        result = colorizer.colorize_prepared(preview.prepared, size, intensity, painted, reach=reach)
+        ref = reference_of(reference, max_megapixels) if reference else None
+        result = colorizer.colorize_prepared(preview.prepared, size, intensity, painted, ref, reach)
         out = _output_folder(root) / "colorized.jpg"
         result.convert("RGB").save(out, quality=90)  # a tenth of a PNG's encoding time; a preview only
     except (ValueError, OSError) as exc:
-        raise RequestError(_named(str(exc), {path: "the photo", **{f: "the painted colours" for f in hints}})) from None
+        raise RequestError(_named(str(exc), {path: "the photo", **{f: "the painted colours" for f in hints},
+                                             **({reference: "the reference"} if reference else {})})) from None
     return preview.gray, out
 
 
-def live_seconds(path: str, size: int, architecture: str, hints: Sequence[str] = (), costs: Optional[Costs] = None,
-                 side: int = PREVIEW_SIDE) -> float:
+@functools.lru_cache(maxsize=8)
+def reference_of(path: str, max_megapixels: float = Limits.max_megapixels) -> Image.Image:
+    """The stored reference photo ``path``, decoded once for the strokes and the Colorize that follow."""
+    return read_image(path, max_megapixels)
+
+
+def show_matches(colorizer: Colorizer, path: str, reference: str, root: str, size: int,
+                 max_megapixels: float = Limits.max_megapixels, side: int = PREVIEW_SIDE) -> tuple[Path, Path, float,
+                                                                                               bool]:
+    """Where a reference's colours were taken and put: the photo and the reference at screen size with a disc of each
+    kept match's colour (:func:`~colorization.reference.match_reference`), as PNGs in a fresh folder inside ``root``,
+    with the share of the photo's cells matched and whether the gate closed (too few matches: no hint at all)."""
+    from .hints import hint_image
+    from .reference import match_reference
+
+    try:
+        photo = preview_of(path, root, max_megapixels, side).prepared
+        ref = reference_of(reference, max_megapixels)
+        matches = match_reference(colorizer, Image.fromarray(photo.truth), ref, size)
+        folder, shown = _output_folder(root), []
+        for name, image, points in (("photo", Image.fromarray(photo.truth), matches.hint_points),
+                                    ("reference", ref.convert("RGB"), matches.reference_points)):
+            if max(image.size) > side:
+                image = image.copy()
+                image.thumbnail((side, side), Image.Resampling.LANCZOS)
+            scale = image.width / (photo.l.shape[1] if name == "photo" else ref.width)
+            radius = max(3.0, min(image.size) / 80)
+            discs = hint_image([(x * scale, y * scale, colour, radius) for x, y, colour, _ in points()], image.size)
+            out = folder / f"{name}_matches.png"
+            Image.alpha_composite(image.convert("RGBA"), discs).convert("RGB").save(out, compress_level=1)
+            shown.append(out)
+    except (ValueError, OSError) as exc:
+        raise RequestError(_named(str(exc), {path: "the photo", reference: "the reference"})) from None
+    return shown[0], shown[1], matches.share, matches.gated
+
+
+def live_seconds(path: str, size: int, architecture: str, hints: Sequence[str] = (), reference: Optional[str] = None,
+                 costs: Optional[Costs] = None, side: int = PREVIEW_SIDE) -> float:
     """Estimated seconds of one live preview of the photo ``path``: its hint layers decoded at their size, the rest at
     screen size (the photo's own decode is paid once, by the first preview)."""
     costs, header = costs or COSTS, read_header(path)
@@ -710,7 +754,8 @@ def live_seconds(path: str, size: int, architecture: str, hints: Sequence[str] =
     scale = min(1.0, side / max(header.size))
     preview = (max(1, round(header.size[0] * scale)), max(1, round(header.size[1] * scale)))
     layers = [layer.size for layer in map(read_header, hints) if layer]
-    return costs.colorize(preview, size, architecture, layers, scored=False)
+    return (costs.colorize(preview, size, architecture, layers, scored=False)
+            + reference_seconds(preview, size, architecture, reference, costs))
 
 
 # --- What a request costs -------------------------------------------------------------------------------------------
@@ -799,14 +844,26 @@ def read_header(path: str) -> Optional[Header]:
 
 
 def colorize_seconds(path: str, size: int, architecture: str, hints: Sequence[str] = (),
-                     costs: Costs = COSTS) -> float:
-    """Estimated seconds to colorize the photo ``path`` with hint layers ``hints``, from their headers; 0 for a photo
-    Pillow cannot open, since decoding it fails at once with its message."""
+                     reference: Optional[str] = None, costs: Costs = COSTS) -> float:
+    """Estimated seconds to colorize the photo ``path`` with hint layers ``hints`` and a ``reference`` photo, from
+    their headers; 0 for a photo Pillow cannot open, since decoding it fails at once with its message."""
     header, layers = read_header(path), [read_header(file) for file in hints]
     if header is None:
         return 0.0
-    return costs.colorize(header.size, size, architecture, [layer.size for layer in layers if layer],
-                          scored=not header.gray)
+    return (costs.colorize(header.size, size, architecture, [layer.size for layer in layers if layer],
+                           scored=not header.gray) + reference_seconds(header.size, size, architecture, reference, costs))
+
+
+def reference_seconds(size: Size, render_size: int, architecture: str, reference: Optional[str],
+                      costs: Costs = COSTS) -> float:
+    """Estimated seconds a ``reference`` photo adds to colorizing a photo of ``size``: decoding it, and the network's
+    encoder on both photos at the render size (counted as two passes of the whole network: an upper bound)."""
+    header = read_header(reference) if reference else None
+    if header is None:
+        return 0.0
+    return _megapixels(header.size) * costs.decode + 2 * costs.network_seconds(
+        architecture, _render_megapixels(size, render_size)) + min(
+        _render_megapixels(size, render_size), MAX_SOLVE_PIXELS / 1e6) * costs.propagate
 
 
 def gray_seconds(path: str, costs: Costs = COSTS) -> float:

@@ -43,7 +43,8 @@ def colorize(client: Client, path: Path, **settings):
 
 def test_api_defaults_let_image_alone_work(client):
     params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/colorize"]["parameters"]
-    assert [p["parameter_name"] for p in params] == ["image", "model", "render_size", "intensity", "hints", "reach"]
+    assert [p["parameter_name"] for p in params] == ["image", "model", "render_size", "intensity", "hints", "reach",
+                                                         "reference"]
     assert all(p["parameter_has_default"] for p in params[1:])
 
 
@@ -315,13 +316,15 @@ CLICK = {"index": [5, 5], "value": None}
 # Each handler that reads a file, as (endpoint, its inputs with ``file`` as the file it reads, event data).
 # ``photo`` is a real upload, for the hints' photo.
 FILE_READERS = {
-    "colorize": ("colorize", lambda file, photo: [file, "cnn.safetensors", 256, 1.0, None, "object"], None),
+    "colorize": ("colorize", lambda file, photo: [file, "cnn.safetensors", 256, 1.0, None, "object", None], None),
     "show_gray": ("show_gray", lambda file, photo: [file], None),
     "suggest": ("suggest", lambda file, photo: [file, 256], CLICK),
     "hints": ("colorize", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256, 1.0,
-                                               {"background": None, "layers": [file], "composite": None}, "object"],
-              None),
+                                               {"background": None, "layers": [file], "composite": None}, "object",
+                                               None], None),
     "clip": ("colorize_clip", lambda file, photo: [file, "cnn.safetensors", 256, True], None),
+    "reference": ("colorize", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256, 1.0, None,
+                                                   "object", file], None),
     "compare": ("compare", lambda file, photo: [file, "every model", "cnn.safetensors", 1.0], None),
     "batch": ("colorize_batch", lambda file, photo: [[file], "cnn.safetensors", 256, 1.0], None),
 }
@@ -375,13 +378,14 @@ def test_uploads_and_examples_still_reach_every_handler(server, tmp_path):
         assert "Likely colours at (5, 5)" in html
     hint = _upload(url, _green_disc(tmp_path / "hint.png", Image.open(COLOUR).size))
     hints = {"background": editor["background"], "layers": [{"path": hint, "meta": META}], "composite": None}
-    _, _, note = _queue_call(url, "colorize", [{"path": photo}, "cnn.safetensors", 256, 1.0, hints, "object"])["data"]
+    inputs = [{"path": photo}, "cnn.safetensors", 256, 1.0, hints, "object", None]
+    _, _, note = _queue_call(url, "colorize", inputs)["data"]
     assert "your colours" in note
     # The first example, as the page loads it: Gradio's own copy in its folder, not the file in examples/.
     first = sorted(EXAMPLES.glob("*.jpg"))[0]
     example = _queue_call(url, "load_example", [0])["data"][0]["value"]
     assert Path(example["path"]).name == first.name and Path(example["path"]).is_relative_to(server[1])
-    (gray, _), _, _ = _queue_call(url, "colorize", [example, "cnn.safetensors", 256, 1.0, None, "object"])["data"]
+    (gray, _), _, _ = _queue_call(url, "colorize", [example, "cnn.safetensors", 256, 1.0, None, "object", None])["data"]
     assert Image.open(gray["path"]).size == Image.open(first).size
 
 
@@ -536,3 +540,19 @@ def test_compare_shows_the_photo_under_every_model_beside_gray_and_the_original(
     gallery, note = client.predict(handle_file(str(GRAY)), "render sizes", api_name="/compare")
     assert [item["caption"] for item in gallery] == ["Gray"] + [f"render size {s}" for s in (128, 256, 384, 512)]
     assert "Pick the one" in note
+
+
+def test_a_reference_photo_of_the_same_scene_brings_the_colours_closer_and_a_gray_one_is_refused(client, tmp_path):
+    reference = tmp_path / "reference.jpg"
+    Image.open(COLOUR).transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((480, 320)).save(reference)
+    gray = tmp_path / "gray.png"
+    Image.open(COLOUR).convert("L").save(gray)
+    truth = np.asarray(Image.open(COLOUR).convert("RGB"), np.float32)
+    _, plain, _, _ = colorize(client, gray)
+    _, steered, _, _ = colorize(client, gray, reference=handle_file(str(reference)))
+    error = [float(np.abs(np.asarray(image, np.float32) - truth).mean()) for image in (plain, steered)]
+    assert error[1] < error[0] - 1, error
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="the reference has no colour to give"):
+        colorize(client, gray, reference=handle_file(str(gray)))

@@ -217,3 +217,22 @@ def test_compare_shows_every_model_side_by_side(page, off_machine):
     assert "Gray: " in text and "Original: colourfulness" in text and text.count(" dB, colourfulness ") == models + 1
     gallery.scroll_into_view_if_needed()
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
+
+
+def test_a_reference_photo_recolours_the_preview_and_shows_where_its_colours_came_from(page, off_machine, tmp_path):
+    reference = tmp_path / "reference.jpg"
+    Image.open(EXAMPLES / "coffee.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((480, 320)).save(reference)
+    photo = tmp_path / "gray_coffee.png"
+    Image.open(EXAMPLES / "coffee.jpg").convert("L").save(photo)
+    _upload(page, photo)
+    src, _ = _shown(page, suffix="colorized.jpg")
+    page.get_by_text("Colour like a reference photo").click()
+    page.locator("#reference input[type=file]").set_input_files(str(reference))
+    _shown(page, src, suffix="colorized.jpg")  # the preview follows the reference
+    page.get_by_role("button", name="Show what was taken from where").click()
+    page.wait_for_function("""() => { const imgs = [...document.querySelectorAll("#matches img")];
+                                      return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+                           timeout=60_000)
+    page.get_by_text("of the photo's cells matched the reference confidently").wait_for()
+    page.locator("#matches").scroll_into_view_if_needed()
+    assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"

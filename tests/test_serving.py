@@ -550,3 +550,35 @@ def test_a_live_preview_is_screen_sized_follows_the_strokes_and_prepares_each_ph
     with pytest.raises(RequestError, match="the painted colours"):
         (tmp_path / "bad.png").write_bytes(b"nothing")
         live_preview(colorizer, str(photo), str(tmp_path), 128, hints=[str(tmp_path / "bad.png")])
+
+
+def test_a_reference_photo_steers_the_colours_and_its_matches_are_shown(colorizer, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from colorization.serving import live_preview, show_matches
+
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    original = Image.open(EXAMPLES / "coffee.jpg").convert("RGB")
+    gray, reference = upload / "gray.png", upload / "reference.jpg"
+    original.convert("L").save(gray)
+    original.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((480, 320)).save(reference)  # the same scene
+    plain = colorize_upload(colorizer, str(gray), "gray.png", str(tmp_path), 128)
+    steered = colorize_upload(colorizer, str(gray), "gray.png", str(tmp_path), 128, reference=str(reference))
+    error = [np.abs(np.asarray(Image.open(r.colorized), np.float32) - np.asarray(original, np.float32)).mean()
+             for r in (plain, steered)]
+    assert error[1] < error[0], error  # closer to the true colours with a reference of the same scene
+    _, preview = live_preview(colorizer, str(gray), str(tmp_path), 128, reference=str(reference))
+    assert Image.open(preview).size == original.size
+    photo_png, reference_png, share, gated = show_matches(colorizer, str(gray), str(reference), str(tmp_path), 128)
+    assert Image.open(photo_png).size == original.size and Image.open(reference_png).size == (480, 320)
+    assert 0 < share <= 1 and not gated
+    flat = upload / "flat.png"
+    Image.new("L", (60, 40), 120).save(flat)
+    with pytest.raises(RequestError, match="the reference has no colour to give"):
+        colorize_upload(colorizer, str(gray), "gray.png", str(tmp_path), 128, reference=str(flat))
+    (upload / "junk").write_bytes(b"junk")
+    with pytest.raises(RequestError, match="the reference") as refused:
+        colorize_upload(colorizer, str(gray), "gray.png", str(tmp_path), 128, reference=str(upload / "junk"))
+    assert str(upload) not in str(refused.value)
