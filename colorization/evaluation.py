@@ -150,8 +150,9 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
     of other colours' pixels that one dot moves (:func:`colorization.hints.leak_probe`, same seed; ``leak_photos``
     photos have such pixels). ``reference`` (:data:`REFERENCE_MODES`) gives each photo a reference photo
     (:func:`protocol_reference`; "unrelated": the next photo, the last one the first) and measures ``reference_gain``,
-    dB over the automatic result, with ``reference_share`` (the mean share of cells matched) and
-    ``reference_gated`` (photos the gate gave no hint).
+    dB over the automatic result, with ``reference_share`` (the mean share of cells matched),
+    ``reference_gated`` (photos the gate gave no hint) and ``reference_refused`` (of those, photos whose reference
+    was refused as gray, "no colour to give": they are scored without one, so both modes score the same photos).
 
     Returns ``{"images", "protocol", "render_size", "intensity", "weights", "per_image", "errors"}``, the means of
     :func:`summarize`, ``psnr_capped`` ({"model": n, "gray": n}: PSNRs counted at :data:`PSNR_CEILING`) and
@@ -218,7 +219,8 @@ def evaluate(colorizer: Colorizer, paths: Sequence[Union[str, os.PathLike]], ren
                                "colorfulness": float(np.mean([r["automatic_colorfulness"] for r in per_image]))},
                  "reference_gain": summary["model"]["psnr"] - automatic,
                  "reference_share": float(np.mean([r["reference_share"] for r in per_image])),
-                 "reference_gated": sum(r["reference_gated"] for r in per_image)}
+                 "reference_gated": sum(r["reference_gated"] for r in per_image),
+                 "reference_refused": sum(r["reference_refused"] for r in per_image)}
 
     return {
         "images": len(per_image),
@@ -255,17 +257,24 @@ def _reference_sides(colorizer: Colorizer, prepared: Prepared, size: int, intens
                      next_path, protocol: str) -> tuple[dict, dict]:
     """One photo under the reference protocol: its scores with the reference of ``mode``, and the automatic
     result's PSNR and colourfulness beside the matches' share of cells and whether the gate closed."""
-    from .reference import prepare_reference, reference_hints
+    from .reference import NO_COLOUR, prepare_reference, reference_hints
 
     next_truth = prepare_for_protocol(read_image(next_path), protocol).truth if mode == "unrelated" else None
     l_small = colorizer.l_small(prepared.l, size)
-    ref = prepare_reference(protocol_reference(prepared.truth, mode, next_truth), l_small.shape)
-    matches = reference_hints(colorizer, l_small, ref)
+    try:
+        ref = prepare_reference(protocol_reference(prepared.truth, mode, next_truth), l_small.shape)
+    except ImageError as exc:  # a nearly gray photo as the reference: the user is told so and gets no hint
+        if str(exc) != NO_COLOUR:
+            raise
+        ref = None
+    matches = reference_hints(colorizer, l_small, ref) if ref is not None else None
+    share, gated = (matches.share, matches.gated) if matches is not None else (0.0, True)
     _, scores = score_prepared(colorizer, prepared, size, intensity, reference=ref)
     automatic = _rgb(colorizer.colorize_prepared(prepared, size, intensity))
     return scores, {"automatic_psnr": image_metrics(automatic, prepared.truth)["psnr"],
                     "automatic_colorfulness": colorfulness(automatic),
-                    "reference_share": matches.share, "reference_gated": matches.gated}
+                    "reference_share": share, "reference_gated": gated, "reference_refused": ref is None}
+
 
 
 def _constant_baseline(per_image: list[dict], protocol: str) -> tuple[float, float]:
@@ -312,5 +321,6 @@ def format_table(report: dict, title: str = "") -> str:
         lines.append(f"reference ({report['reference']}): {report['reference_gain']:+.2f} dB over automatic "
                      f"({report['automatic']['psnr']:.2f}, colourfulness {report['automatic']['colorfulness']:.1f}); "
                      f"{100 * report['reference_share']:.0f} % of cells matched, {report['reference_gated']} of "
-                     f"{report['images']} photos given no hint by the gate")
+                     f"{report['images']} photos given no hint by the gate"
+                     + (f" ({report['reference_refused']} references gray)" if report.get("reference_refused") else ""))
     return "\n".join(lines)
