@@ -5,6 +5,7 @@
     python release/space.py build/space --measure venv/bin/python   # cold start and peak memory, as on a Space
     python release/space.py build/zerogpu --zerogpu          # the same for ZeroGPU: Python 3.12, its torch pin
     python release/space.py build/zerogpu --zerogpu --measure venv312/bin/python --emulate-zerogpu
+    python release/space.py build/static --static            # the static page (web/): ONNX in the browser, no server
 
 The folder holds app.py, the part of the package the app imports, the weights the app offers, the
 examples with their attribution, the app's own requirements.txt and the README with its front matter.
@@ -24,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import runpy
 import shutil
 import socket
 import subprocess
@@ -252,7 +254,6 @@ def serve_emulated_zerogpu(bundle: Path) -> None:
     (a closure), errors whose message does not survive the trip, progress that does not reach the page, and the
     duration each call asks for."""
     import http.server
-    import runpy
     import threading
     import types
     import urllib.parse
@@ -312,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
                         "calls it, less the GPU (the environment needs the spaces package)")
     parser.add_argument("--serve-emulated-zerogpu", action="store_true", help="serve the bundle already in OUT "
                         "that way (what --emulate-zerogpu runs, with the environment's python)")
+    parser.add_argument("--static", action="store_true",
+                        help="assemble the static page instead (release/static_space.py): no server, ONNX in the browser")
     args = parser.parse_args(argv)
+    if args.static:
+        return runpy.run_path(str(HOME / "release" / "static_space.py"))["main"]([str(args.out)])
     if args.serve_emulated_zerogpu:
         serve_emulated_zerogpu(args.out.resolve())
         return 0
