@@ -102,3 +102,17 @@ def test_the_reference_protocol_makes_its_references_and_refuses_what_it_cannot_
         evaluate(colorizer, [tmp_path], reference="sideways", progress=False)
     with pytest.raises(ValueError, match="one at a time"):
         evaluate(colorizer, [tmp_path], reference="same", hints=5, progress=False)
+
+
+def test_a_photo_whose_reference_is_gray_is_scored_without_one_in_both_modes(colorizer, tmp_path):
+    """A nearly gray photo cannot be its own reference ("no colour to give"), nor the next photo's: it is scored
+    without one and counted, so both modes score the same photos against the same automatic result."""
+    rng = np.random.default_rng(0)
+    _save(tmp_path / "a_colour.png", rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    _save(tmp_path / "b_gray.png", np.repeat(rng.integers(0, 256, (40, 60, 1), dtype=np.uint8), 3, axis=2))
+    reports = {mode: evaluate(colorizer, [tmp_path], reference=mode, progress=False) for mode in ("same", "unrelated")}
+    for mode, report in reports.items():
+        assert report["images"] == 2 and not report["errors"] and report["reference_refused"] == 1, mode
+        assert report["reference_gated"] >= 1
+    assert reports["same"]["automatic"] == reports["unrelated"]["automatic"]
+    assert "1 references gray" in format_table(reports["same"])
