@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .color import is_grayish, lab_to_display, normalize_l, rgb_to_lab
+from .color import is_grayish, lab_to_display, normalize_l, rgb_to_l, rgb_to_lab
 from .images import MAX_MEGAPIXELS, ImageError, as_float, read_image, to_rgb_array
 from .models import unwrap
 
@@ -228,10 +228,9 @@ def merge_hints(user: Optional[tuple[np.ndarray, np.ndarray]],
 def match_reference(colorizer, image, reference: ReferenceLike, render_size: Optional[int] = None) -> ReferenceMatches:
     """The matches a reference gives a photo (any image the pipeline takes), as the pipeline would use them: for
     showing them (``points``: where each colour was taken from and put)."""
-    from .pipeline import prepare
-
-    prepared = prepare(image)
-    l_small = colorizer.l_small(prepared.l, render_size)
+    # the photo's L as pipeline.prepare makes it (pipeline imports this module, so this one does not import it)
+    l = rgb_to_l(to_rgb_array(image)[0])
+    l_small = colorizer.l_small(l, render_size)
     if not isinstance(reference, Reference):
         reference = prepare_reference(reference, l_small.shape)
-    return reference_hints(colorizer, l_small, reference, prepared.l.shape)
+    return reference_hints(colorizer, l_small, reference, l.shape)
