@@ -164,15 +164,15 @@ def reference_hints(colorizer, l_small: np.ndarray, reference: Reference, full_s
     confidence = weights.max(dim=1).values
     # Zhang et al.'s warped colour: the softmax's mean of the reference cells' ab; its spread says whether the likely
     # matches agree on the colour (cells of one repeated texture are ambiguous matches but one colour).
-    ref_cells_ab = torch.from_numpy(_cells(reference.ab, stride)).double()
-    colour = weights.double() @ ref_cells_ab
-    spread = ((weights.double() @ (ref_cells_ab**2).sum(1)) - (colour**2).sum(1)).clamp_min(0).sqrt()
+    ref_cells_ab = torch.from_numpy(_cells(reference.ab, stride))
+    colour = weights @ ref_cells_ab
     photo_l, ref_l = _cells(l_small, stride)[:, 0], _cells(reference.l, stride)[:, 0]
     best_np = best.numpy()
     keep = ((confidence >= min_confidence) & (best_similarity >= min_similarity)).numpy()
     if mutual:
         keep &= (similarity.argmax(dim=0)[best] == torch.arange(len(best))).numpy()
     if max_spread is not None:
+        spread = ((weights @ (ref_cells_ab**2).sum(1)) - (colour**2).sum(1)).clamp_min(0).sqrt()
         keep &= spread.numpy() <= max_spread
     keep &= np.abs(photo_l - ref_l[best_np]) <= max_l_difference
     h, w = l_small.shape
