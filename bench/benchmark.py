@@ -508,7 +508,7 @@ def flood(url: str = "http://127.0.0.1:7860", requests: int = 45, megapixels: fl
         client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
         parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/colorize"]
         model = next(p["parameter_default"] for p in parameters["parameters"] if p["parameter_name"] == "model")
-        data = [{"path": path, "meta": meta}, model, 512, 1.0, None]
+        data = [{"path": path, "meta": meta}, model, 512, 1.0, None, "object", None]  # no hints, no reference
         start = time.perf_counter()
         posted = [http.post("/gradio_api/call/colorize", json={"data": data}) for _ in range(requests)]
         time.sleep(1.0)

@@ -267,7 +267,8 @@ def _call_raw(url: str, file: Path, orig_name: str) -> list:
     with httpx.Client(base_url=url, timeout=120) as http:
         server_path = http.post("/gradio_api/upload", files={"files": (file.name, file.read_bytes())}).json()[0]
         payload = {"path": server_path, "orig_name": orig_name, "meta": {"_type": "gradio.FileData"}}
-        event = http.post("/gradio_api/call/colorize", json={"data": [payload, "cnn.safetensors", 256, 1.0, None]}).json()["event_id"]
+        data = [payload, "cnn.safetensors", 256, 1.0, None, "object", None]
+        event = http.post("/gradio_api/call/colorize", json={"data": data}).json()["event_id"]
         stream = http.get(f"/gradio_api/call/colorize/{event}").text
     kind = re.findall(r"^event: (\w+)", stream, re.M)[-1]
     data = json.loads(re.findall(r"^data: (.*)$", stream, re.M)[-1])

@@ -63,7 +63,8 @@ def test_queued_big_photos_hold_no_thread_and_the_queue_admits_what_the_lanes_ho
     with httpx.Client(base_url=url, timeout=60) as http:
         path = _upload(http, photos["big"])
         posted = [http.post("/gradio_api/call/colorize",
-                            json={"data": [{"path": path, "meta": META}, "cnn.safetensors", 512, 1.0, None]})
+                            json={"data": [{"path": path, "meta": META}, "cnn.safetensors", 512, 1.0, None,
+                                           "object", None]})
                   for _ in range(80)]
         time.sleep(1.0)  # the big photos are in the lanes and in the queue
         answers = {}
