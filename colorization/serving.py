@@ -138,9 +138,10 @@ class Limits:
     # COLORIZE_MAX_VIDEO_FRAMES and COLORIZE_MAX_VIDEO_TOTAL_MEGAPIXELS say otherwise.
     video_budget: VideoBudget = field(default_factory=lambda: VideoBudget(600, 600 * 0.6))
     # Many photos at once (files or ZIPs of them): their count, their megapixels and bytes in all, checked from the
-    # headers and ZIP directories before any is decoded. 100 MP is about 30 s of the big lane's one thread: ten 8 MP
-    # JPEGs took 22.5 s at the default model's render size 128 on one thread (COSTS estimated 19.4 s; bench/RESULTS.md,
-    # `python bench/benchmark.py batch`; 2-vCPU AMD EPYC VM at load average 10), and their ZIP of PNGs was 62 MB.
+    # headers and ZIP directories before any is decoded. 100 MP is at most about 35 s of the big lane's one thread: ten
+    # 8 MP JPEGs took 5.8 s at the default model's render size 128 on one thread of the idle 2-vCPU AMD EPYC VM and
+    # 27.4 s at load average 7 (COSTS, measured at load 4, estimated 19.4 s; `python bench/benchmark.py batch`,
+    # bench/RESULTS.md); their ZIP of PNGs was 66 MB.
     max_batch_photos: int = 50
     max_batch_megapixels: float = 100.0
     max_batch_mb: float = 250.0
