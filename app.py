@@ -234,15 +234,18 @@ async def show_gray(image: dict | None, request: gr.Request = None):
 
 @_user_errors
 async def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_size: int = DEFAULT_SIZE,
-                        temporal: bool = True, request: gr.Request = None, progress=gr.Progress()):
-    """Colorize an uploaded clip (steadied over time unless ``temporal`` is false); returns the MP4's path and a note."""
+                        temporal: bool = True, reference: dict | None = None, request: gr.Request = None,
+                        progress=gr.Progress()):
+    """Colorize an uploaded clip (steadied over time unless ``temporal`` is false, every frame with the colours of a
+    ``reference`` photo if given); returns the MP4's path and a note."""
     path = upload_path(video, demo.GRADIO_CACHE, "Upload a clip first.")
     model = choice(model, "model", WEIGHTS)
     size = _render_size(render_size)
     temporal = flag(temporal, "Steady colours")
     name = str(video.get("orig_name") or "clip")
-    result = await LANES.run(_session(request), LIMITS.clip_seconds, _colorize_clip, model, path, name, size,
-                             temporal, progress, big=True)
+    ref = _reference(reference)
+    result = await LANES.run(_session(request), _clip_seconds(ref), _colorize_clip, model, path, name, size,
+                             temporal, progress, ref, big=True)
     stats = result.stats
     steady = (f"steadied over time (blend {stats.blend:g}, {stats.reliable:.0%} of the pixels followed the motion, "
               f"{stats.scene_cuts} scene cuts)" if stats.temporal else "each frame alone")
@@ -251,12 +254,20 @@ async def colorize_clip(video: dict | None, model: str = DEFAULT_MODEL, render_s
     return str(result.path), note + _notes(result.notes)
 
 
-@_on_gpu(lambda *args: _gpu_seconds(LIMITS.clip_seconds))
-def _colorize_clip(model: str, path: str, name: str, size: int, temporal: bool, progress: gr.Progress):
+def _clip_seconds(reference: str | None) -> float:
+    """What a clip counts for: its budget of frames, twice over with a reference (the encoder's pass on each frame
+    for the matching, counted as a whole pass: an upper bound)."""
+    return LIMITS.clip_seconds * (2 if reference else 1)
+
+
+@_on_gpu(lambda model, path, name, size, temporal, progress, ref: _gpu_seconds(_clip_seconds(ref)))
+def _colorize_clip(model: str, path: str, name: str, size: int, temporal: bool, progress: gr.Progress,
+                   ref: str | None):
     def report(done: int, total: int | None) -> None:  # made in the worker: a closure does not pickle
         progress((done, total) if total else None, desc="colorizing frames", unit="frames")
 
-    return colorize_clip_upload(get_colorizer(model), path, name, demo.GRADIO_CACHE, size, temporal, LIMITS, report)
+    return colorize_clip_upload(get_colorizer(model), path, name, demo.GRADIO_CACHE, size, temporal, LIMITS, report,
+                                ref)
 
 
 @_user_errors
@@ -431,6 +442,9 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                 clip_size = gr.Slider(*LIMITS.render_sizes, value=DEFAULT_SIZE, step=32, label="Render size")
                 temporal = gr.Checkbox(value=True, label="Steady colours",
                                        info="Off: every frame colorized alone (flickers; for comparison).")
+                clip_reference = gr.Image(label="Reference photo (optional): its colours, where they match, for "
+                                                "every frame", type="filepath", image_mode=None, sources=["upload"],
+                                          height=200)
                 clip_button = gr.Button("Colorize clip", variant="primary")
             with gr.Column():
                 clip_result = gr.Video(label="Colorized clip", interactive=False)
@@ -463,8 +477,8 @@ with gr.Blocks(title="Colorize a photo", analytics_enabled=False, delete_cache=(
                       concurrency_limit=LIMITS.clips_admitted)
     clip_model.change(lambda name: get_colorizer(name).render_size, clip_model, clip_size, api_visibility="private")
     # The clip goes in as uploaded (preprocess=False): Gradio would otherwise re-encode it with an ffmpeg binary.
-    clip_button.click(colorize_clip, [clip, clip_model, clip_size, temporal], [clip_result, clip_report],
-                      api_name="colorize_clip", preprocess=False, concurrency_id="clips",
+    clip_button.click(colorize_clip, [clip, clip_model, clip_size, temporal, clip_reference],
+                      [clip_result, clip_report], api_name="colorize_clip", preprocess=False, concurrency_id="clips",
                       concurrency_limit=LIMITS.clips_admitted)
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def build_parser(prog: str = "python -m colorization") -> argparse.ArgumentParse
                    help="how far --hints reach: their object (default) or the whole photo along its edges, for a "
                         "colour cast of the whole photo (photos only)")
     p.add_argument("--reference", help="a colour photo whose colours, where it confidently matches, become hints "
-                                       "for every photo (--hints win where both give one; photos only)")
+                                       "for every photo and every frame of a clip (--hints win where both give one)")
     p.add_argument("--no-temporal", dest="temporal", action="store_false",
                    help="clips: colorize each frame alone (the per-frame baseline, which flickers)")
     p.add_argument("--blend", type=_finite, help="clips: share of the previous frame's colour kept where the "
@@ -203,8 +203,6 @@ def _colorize(args) -> int:
         hints = read_image(args.hints)
     reference = None
     if args.reference:
-        if videos:
-            raise CLIError("--reference colours photos only, not clips")
         from .reference import prepare_reference
 
         size = args.render_size or colorizer.render_size
@@ -219,11 +217,11 @@ def _colorize(args) -> int:
                 _say(f"error: {result}")
         print(f"colorized {len(files) - failed} of {len(files)} photos into {args.out_dir}")
     if videos:
-        failed += _colorize_videos(colorizer, videos, args, hints, budget)
+        failed += _colorize_videos(colorizer, videos, args, hints, budget, reference)
     return 1 if failed else 0
 
 
-def _colorize_videos(colorizer, videos, args, hints, budget) -> int:
+def _colorize_videos(colorizer, videos, args, hints, budget, reference=None) -> int:
     """Each clip to OUT_DIR/<name>.mp4 with a progress bar; returns how many failed."""
     from tqdm.auto import tqdm
 
@@ -244,7 +242,8 @@ def _colorize_videos(colorizer, videos, args, hints, budget) -> int:
 
             try:
                 stats = colorize_video(colorizer, path, out_dir / f"{name}.mp4", args.temporal, blend=blend,
-                                       render_size=args.render_size, hints=hints, budget=budget,
+                                       render_size=args.render_size, hints=hints, reference=reference,
+                                       budget=budget,
                                        progress=progress)
             except ImageError as exc:  # a VideoError, or a clip too long for the render size's memory
                 failed += 1

@@ -431,18 +431,21 @@ class ClipResult:
 
 def colorize_clip_upload(colorizer: Colorizer, path: str, name: str, root: str, size: int, temporal: bool = True,
                          limits: Optional[Limits] = None,
-                         progress: Optional[Callable[[int, Optional[int]], None]] = None) -> ClipResult:
+                         progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                         reference: Optional[str] = None) -> ClipResult:
     """Colorize the stored clip ``path`` (sent as ``name``) into ``<name>_colorized.mp4`` in a fresh folder inside
-    ``root``, within ``limits``' length, frame size and budget of work; a failure is a RequestError naming the
-    upload."""
+    ``root``, within ``limits``' length, frame size and budget of work, every frame with the colours a stored
+    ``reference`` photo gives; a failure is a RequestError naming the upload."""
     limits = limits or Limits()
     out = _output_folder(root) / f"{safe_stem(name)}_colorized.mp4"
+    names = {path: name, **({reference: "the reference"} if reference else {})}
     try:
+        ref = reference_of(reference, limits.max_megapixels) if reference else None
         stats = colorize_video(colorizer, path, out, temporal, render_size=size, max_seconds=limits.max_video_seconds,
                                max_megapixels=limits.max_video_megapixels, budget=limits.video_budget,
-                               progress=progress)
+                               progress=progress, reference=ref)
     except (ValueError, OSError) as exc:  # VideoError is a ValueError
-        raise RequestError(_named(str(exc), {path: name})) from None
+        raise RequestError(_named(str(exc), names)) from None
     return ClipResult(out, stats, [_named(note, {path: name}) for note in stats.notes])
 
 

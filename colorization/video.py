@@ -431,12 +431,14 @@ def _check_blend(blend: float) -> float:
 
 
 class _FrameColorizer:
-    """The per-frame state of a clip: the tracker, the previous output's ab, the hints carried along."""
+    """The per-frame state of a clip: the tracker, the previous output's ab, the hints carried along, the reference
+    photo (prepared on the first frame) whose matches give each frame hints of its own."""
 
     def __init__(self, colorizer: Colorizer, temporal: bool, blend: float, render_size: Optional[int],
-                 intensity: float, hints: Optional[ImageLike]):
+                 intensity: float, hints: Optional[ImageLike], reference=None):
         self.colorizer, self.temporal, self.blend = colorizer, temporal, _check_blend(blend)
         self.render_size, self.intensity, self.hints = render_size, float(intensity), hints
+        self.reference = reference
         if self.intensity < 0:
             raise ValueError("intensity must be at least 0")
         self.tracker = MotionTracker()
@@ -446,14 +448,22 @@ class _FrameColorizer:
         self.reliable = 0.0
 
     def predict(self, l_small: np.ndarray) -> np.ndarray:
-        """The network's ab (h, w, 2) for L at the render resolution: intensity applied, the carried hints spread."""
-        ab = self.colorizer.predict_ab_from_small(l_small, self.hint_maps)
+        """The network's ab (h, w, 2) for L at the render resolution: intensity applied, the carried hints and the
+        reference's matches in this frame spread (the carried hints win where both give one)."""
+        maps = self.hint_maps
+        if self.reference is not None:
+            from .reference import Reference, merge_hints, prepare_reference, reference_hints
+
+            if not isinstance(self.reference, Reference):  # once: every frame has the same size
+                self.reference = prepare_reference(self.reference, l_small.shape)
+            maps = merge_hints(maps, reference_hints(self.colorizer, l_small, self.reference))
+        ab = self.colorizer.predict_ab_from_small(l_small, maps)
         if self.intensity != 1.0:
             ab = ab * np.float32(self.intensity)
-        if self.hint_maps is not None:
+        if maps is not None:
             from .hints import propagate
 
-            ab = propagate(l_small, ab, *self.hint_maps)
+            ab = propagate(l_small, ab, *maps)
         return ab
 
     def __call__(self, l: np.ndarray) -> np.ndarray:
@@ -488,13 +498,14 @@ class _FrameColorizer:
 
 def colorize_frames(colorizer: Colorizer, frames: Iterable[np.ndarray], temporal: bool = True,
                     blend: float = DEFAULT_BLEND, render_size: Optional[int] = None, intensity: float = 1.0,
-                    hints: Optional[ImageLike] = None) -> Iterator[np.ndarray]:
+                    hints: Optional[ImageLike] = None, reference=None) -> Iterator[np.ndarray]:
     """Colorize a sequence of frames ((H, W, 3) uint8 RGB, or (H, W) gray) one at a time; yields uint8 RGB.
 
     Each frame keeps its own L; with ``temporal`` its ab is stabilised (:func:`stabilize`). ``hints`` (an RGBA
-    image of the frame size, see :meth:`Colorizer.__call__`) apply to the first frame and travel with the content.
+    image of the frame size, see :meth:`Colorizer.__call__`) apply to the first frame and travel with the content;
+    a ``reference`` photo (see :meth:`Colorizer.__call__`) gives every frame the colours it confidently matches.
     """
-    state = _FrameColorizer(colorizer, temporal, blend, render_size, intensity, hints)
+    state = _FrameColorizer(colorizer, temporal, blend, render_size, intensity, hints, reference)
     for rgb in frames:
         l = rgb_to_l(np.asarray(rgb))
         yield np.asarray(compose(l, state(l)))
@@ -565,13 +576,14 @@ class _Writer:
 
 def colorize_video(colorizer: Colorizer, src: PathLike, dst: PathLike, temporal: bool = True, *,
                    blend: float = DEFAULT_BLEND, render_size: Optional[int] = None, intensity: float = 1.0,
-                   hints: Optional[ImageLike] = None, max_seconds: Optional[float] = None,
+                   hints: Optional[ImageLike] = None, reference=None, max_seconds: Optional[float] = None,
                    max_megapixels: float = MAX_MEGAPIXELS, budget: Optional[VideoBudget] = None,
                    progress: Optional[Callable[[int, Optional[int]], None]] = None,
                    crf: int = 18, preset: str = "veryfast") -> VideoStats:
     """Colorize the clip ``src`` into the H.264 MP4 ``dst`` (frame timing and audio kept); returns :class:`VideoStats`.
 
-    ``temporal=False`` colorizes each frame alone (the per-frame baseline). ``progress(done, total)`` is called
+    ``temporal=False`` colorizes each frame alone (the per-frame baseline). ``hints`` and ``reference``: see
+    :func:`colorize_frames`. ``progress(done, total)`` is called
     after each frame (``total`` None when the header does not say). A clip over ``max_seconds``, with frames
     over ``max_megapixels``, or whose decoded frames exceed ``budget`` (counted as they are decoded; see
     :class:`VideoBudget`), or one that is not a video, damaged or truncated, raises :class:`VideoError`, and
@@ -592,7 +604,7 @@ def colorize_video(colorizer: Colorizer, src: PathLike, dst: PathLike, temporal:
             _check_limits(info, src, max_seconds, max_megapixels)
             if budget is not None:
                 budget.check_header(info, src)
-            state = _FrameColorizer(colorizer, temporal, blend, render_size, intensity, hints)
+            state = _FrameColorizer(colorizer, temporal, blend, render_size, intensity, hints, reference)
             with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as output:
                 writer: Optional[_Writer] = None
                 pending: list = []  # audio demuxed before the first video frame sized the writer

@@ -323,7 +323,9 @@ FILE_READERS = {
     "hints": ("colorize", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256, 1.0,
                                                {"background": None, "layers": [file], "composite": None}, "object",
                                                None], None),
-    "clip": ("colorize_clip", lambda file, photo: [file, "cnn.safetensors", 256, True], None),
+    "clip": ("colorize_clip", lambda file, photo: [file, "cnn.safetensors", 256, True, None], None),
+    "clip reference": ("colorize_clip", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256,
+                                                            True, file], None),
     "reference": ("colorize", lambda file, photo: [{"path": photo, "meta": META}, "cnn.safetensors", 256, 1.0, None,
                                                    "object", file], None),
     "compare": ("compare", lambda file, photo: [file, "every model", "cnn.safetensors", 1.0], None),
@@ -557,3 +559,18 @@ def test_a_reference_photo_of_the_same_scene_brings_the_colours_closer_and_a_gra
 
     with pytest.raises(AppError, match="the reference has no colour to give"):
         colorize(client, gray, reference=handle_file(str(gray)))
+
+
+def test_a_clip_takes_one_reference_for_every_frame_and_a_gray_one_is_refused(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    clip = _clip(tmp_path / "clip.mp4")
+    reference = tmp_path / "reference.png"
+    Image.open(COLOUR).resize((160, 96)).save(reference)
+    result, note = client.predict(handle_file(str(clip)), reference=handle_file(str(reference)),
+                                  api_name="/colorize_clip")
+    assert "12 frames" in note
+    gray = tmp_path / "gray.png"
+    Image.open(COLOUR).convert("L").save(gray)
+    with pytest.raises(AppError, match="the reference has no colour to give"):
+        client.predict(handle_file(str(clip)), reference=handle_file(str(gray)), api_name="/colorize_clip")
