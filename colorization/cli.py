@@ -266,13 +266,13 @@ def _train(args) -> int:
     for key in ("data", "val_data"):
         if key in flags:
             flags[key] = _data_paths(flags[key])
-    if "data" not in flags and not args.recipe and not (data_dir() / "train").is_dir():
-        raise CLIError(f"no photos: --data FOLDER, or --data imagenette (downloads it) or --data starter (offline, "
-                       f"tiny); the default {data_dir() / 'train'} is not there")
-    try:
+    try:  # the settings first: a wrong model name is said whether or not the photos are there
         config = TrainConfig.from_recipe(args.recipe, flags) if args.recipe else TrainConfig.from_dict(flags)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    if "data" not in flags and not args.recipe and not (data_dir() / "train").is_dir():
+        raise CLIError(f"no photos: --data FOLDER, or --data imagenette (downloads it) or --data starter (offline, "
+                       f"tiny); the default {data_dir() / 'train'} is not there")
     try:
         best = train(config, resume=args.resume)
     except TrainingIOError as exc:  # main does not import the trainer, so it cannot name this class

@@ -25,7 +25,7 @@ from torch.overrides import TorchFunctionMode
 from .color import denormalize_ab, normalize_ab, normalize_l
 from .quantize import ab_bins, annealed_mean
 
-__all__ = ["MODELS", "OUTPUTS", "build_model", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config",
+__all__ = ["MODELS", "OUTPUTS", "build_model", "model_class", "UNetColorizer", "EffNetUNetColorizer", "GlobalFusion", "model_config",
            "unwrap", "activation_bytes_per_pixel"]
 
 OUTPUTS = ("regression", "classification")
@@ -265,11 +265,16 @@ MODELS: dict[str, type[_Colorizer]] = {
 }
 
 
-def build_model(name: str, **kwargs: Any) -> _Colorizer:
-    """Build a registered model by name; the full argument list is kept on ``model.config``."""
+def model_class(name: str) -> type[_Colorizer]:
+    """The registered model class called ``name``; ValueError listing the known names."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    cls = MODELS[name]
+    return MODELS[name]
+
+
+def build_model(name: str, **kwargs: Any) -> _Colorizer:
+    """Build a registered model by name; the full argument list is kept on ``model.config``."""
+    cls = model_class(name)
     try:
         bound = inspect.signature(cls).bind(**kwargs)
     except TypeError as exc:

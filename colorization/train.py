@@ -42,7 +42,7 @@ from .files import atomic_write
 from .gan import PatchDiscriminator, gan_step
 from .images import find_images
 from .hints import hint_tensor, simulated_hints, training_hints
-from .models import MODELS, build_model, model_config, unwrap
+from .models import MODELS, build_model, model_class, model_config, unwrap
 from .paths import data_dir
 from .pipeline import DEFAULT_RENDER_SIZE, compose
 from .quantize import classification_loss, compute_prior, load_prior, rebalance_weights
@@ -116,6 +116,7 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self):
+        model_class(self.model)  # an unknown name is said before any photo is read
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
         for name in ("steps", "batch_size", "image_size", "crop_size", "val_every", "checkpoint_every", "log_every"):
