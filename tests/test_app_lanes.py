@@ -115,7 +115,9 @@ def test_a_request_is_laned_by_its_whole_cost_not_its_photos_header(server, phot
     time.sleep(1.0)
     jobs["small"] = client.submit(handle_file(str(photos["small"])), api_name="/colorize")
     order = _finish_order(jobs)
-    assert order[0] == "small", order
+    # In the big lane the small photo would wait for both (one worker); on an idle machine the first hinted request
+    # may well be done before the small one is sent, so only "not last" is asserted.
+    assert order[-1] != "small", order
     _, _, note = jobs["hinted0"].result()
     assert "your colours" in note
 
