@@ -24,6 +24,19 @@ def is_local(url: str) -> bool:
     return parts.scheme in ("data", "blob") or parts.hostname in LOCAL_HOSTS
 
 
+def only_local(context, off_machine: list[str]) -> None:
+    """Route every request of a browser ``context``: a local one goes through, one off the machine is recorded in
+    ``off_machine`` and refused."""
+    def route(request_route):
+        if is_local(request_route.request.url):
+            request_route.continue_()
+        else:
+            off_machine.append(request_route.request.url)
+            request_route.abort()
+
+    context.route("**/*", route)
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
@@ -55,15 +68,7 @@ def page(browser, app_url, off_machine, request):
     A screenshot of the page as the test left it is saved in test-artifacts/.
     """
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
-
-    def only_local(route):  # one off the machine is recorded and refused
-        if is_local(route.request.url):
-            route.continue_()
-        else:
-            off_machine.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
+    only_local(context, off_machine)
     page = context.new_page()
     page.on("request", lambda r: is_local(r.url) or off_machine.append(r.url))  # belt and braces
     page.goto(app_url, wait_until="networkidle")

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from app_server import EXAMPLES, REPO
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, is_local
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, only_local
 
 WEB = REPO / "web"
 EXPORT = runpy.run_path(str(REPO / "release" / "export_onnx.py"))  # release/ holds scripts, not a package
@@ -197,15 +197,7 @@ def page(browser, site, off_machine, request):
     """The page with one WebAssembly thread, every request off the machine recorded and refused; a screenshot of
     it as the test left it goes to test-artifacts/."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
-
-    def only_local(route):
-        if is_local(route.request.url):
-            route.continue_()
-        else:
-            off_machine.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
+    only_local(context, off_machine)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
