@@ -612,12 +612,8 @@ def compare(variants: Sequence[Variant], path: str, name: str, root: str, intens
     a fresh folder inside ``root``; a colour photo is scored too (PSNR against its original, colourfulness), beside
     its gray version and the original. A failure is a RequestError naming the upload."""
     try:
-        photo = read_image(path, max_megapixels)
-        notes = [_named(note, {path: name}) for note in photo.info.get("notes", [])]
-        if max(photo.size) > side:
-            photo = photo.copy()
-            photo.thumbnail((side, side), Image.Resampling.LANCZOS)
-        prepared = prepare(photo, max_megapixels)
+        preview = preview_of(path, root, max_megapixels, side)  # the live preview's, when the page made one
+        prepared, notes = preview.prepared, [_named(note, {path: name}) for note in preview.notes]
         if is_grayish(prepared.pixels):
             scores = None
             shown = [("Gray", prepared.gray)] + [
@@ -649,20 +645,28 @@ def compare_seconds(path: str, variants: Sequence[tuple[int, str]], costs: Optio
     costs, header = costs or COSTS, read_header(path)
     if header is None:
         return 0.0
-    scale = min(1.0, side / max(header.size))
-    preview = (max(1, round(header.size[0] * scale)), max(1, round(header.size[1] * scale)))
+    preview = _preview_size(header.size, side)
     return _megapixels(header.size) * costs.decode + sum(
         costs.colorize(preview, size, arch, scored=not header.gray) for size, arch in variants)
 
 
 # --- Live preview while painting ------------------------------------------------------------------------------------
 
+def _preview_size(size: Size, side: int) -> Size:
+    """A photo's size brought down to ``side`` pixels on its longer side (never up), about as ``Image.thumbnail``
+    brings it: for estimates."""
+    scale = min(1.0, side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 @dataclass(frozen=True)
 class Preview:
-    """A photo brought down to screen size for live colorizing: prepared once, with its gray version as a JPEG."""
+    """A photo brought down to screen size for live colorizing and comparing: prepared once, with its gray version
+    as a JPEG and what reading it noted."""
 
     prepared: Prepared
     gray: Path
+    notes: tuple[str, ...] = ()
 
 
 _PREVIEWS: "OrderedDict[tuple[str, int], Preview]" = OrderedDict()  # by (stored path, longer side), newest last
@@ -685,7 +689,7 @@ def preview_of(path: str, root: str, max_megapixels: float = Limits.max_megapixe
     prepared = prepare(photo, max_megapixels)
     gray = _output_folder(root) / "gray.jpg"
     prepared.gray.convert("RGB").save(gray, quality=90)
-    preview = Preview(prepared, gray)
+    preview = Preview(prepared, gray, tuple(photo.info.get("notes", [])))
     with _PREVIEWS_LOCK:
         _PREVIEWS[key] = preview
         while len(_PREVIEWS) > PREVIEWS_KEPT:
@@ -755,8 +759,7 @@ def live_seconds(path: str, size: int, architecture: str, hints: Sequence[str] =
     costs, header = costs or COSTS, read_header(path)
     if header is None:
         return 0.0
-    scale = min(1.0, side / max(header.size))
-    preview = (max(1, round(header.size[0] * scale)), max(1, round(header.size[1] * scale)))
+    preview = _preview_size(header.size, side)
     layers = [layer.size for layer in map(read_header, hints) if layer]
     return (costs.colorize(preview, size, architecture, layers, scored=False)
             + reference_seconds(preview, size, architecture, reference, costs))
