@@ -115,7 +115,8 @@ def summarise(records: list[dict]) -> dict:
             row = {key: float(per_photo(name, n, key).mean()) for key in ("gain", "changed", "harmed")}
             if name != "random":
                 row["vs_random"] = paired(per_photo(name, n, "gain") - per_photo("random", n, "gain"))
-                row["harmed_vs_random"] = float((per_photo(name, n, "harmed") - per_photo("random", n, "harmed")).mean())
+                harmed = per_photo(name, n, "harmed") - per_photo("random", n, "harmed")
+                row["harmed_vs_random"] = float(harmed.mean())
             out[name][str(n)] = row
     return out
 
