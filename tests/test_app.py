@@ -371,6 +371,27 @@ def test_only_files_are_read_from_gradio_folder(server, reader):
     assert output == {"error": REFUSED}
 
 
+MALFORMED = {  # values no page sends: a string or a number where a file goes, a clip of {}, hints as a string
+    "image str": ("colorize", lambda photo: ["str", "cnn.safetensors", 256, 1.0, None, "object", None], "A photo"),
+    "image 123": ("colorize", lambda photo: [123, "cnn.safetensors", 256, 1.0, None, "object", None], "A photo"),
+    "hints str": ("colorize", lambda photo: [photo, "cnn.safetensors", 256, 1.0, "str", "object", None],
+                  "The painted colours"),
+    "reference 7": ("colorize", lambda photo: [photo, "cnn.safetensors", 256, 1.0, None, "object", 7], "A photo"),
+    "clip {}": ("colorize_clip", lambda photo: [{}, "cnn.safetensors", 256, True, None], "This input"),
+    "batch str": ("colorize_batch", lambda photo: ["str", "cnn.safetensors", 256, 1.0], "The photos"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_value_is_answered_in_one_sentence_and_the_server_keeps_serving(client, server, case):
+    # Gradio checks these against its data models before any handler runs; unanswered, the caller saw {"error": null}.
+    api_name, inputs, what = MALFORMED[case]
+    output = _queue_call(server[0], api_name, inputs({"path": _upload(server[0], GRAY), "meta": META}))
+    assert output == {"error": f"{what} must be sent as an uploaded file ({{\"path\": ...}}, as gradio_client's "
+                               "handle_file sends it)."}, output
+    assert colorize(client, GRAY)[2].size == Image.open(GRAY).size
+
+
 def test_uploads_and_examples_still_reach_every_handler(server, tmp_path):
     url = server[0]
     photo = _upload(url, COLOUR)
