@@ -15,6 +15,7 @@ buys), and the overlays of ``colorization.placement`` ("entropy", "region" from
     python experiments/hint_placement/hint_placement.py --selection 100 \
         --json experiments/hint_placement/results/selection.json
     python experiments/hint_placement/hint_placement.py --time examples/coffee.jpg
+    python experiments/hint_placement/hint_placement.py --figure experiments/hint_placement/overlays.jpg
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from colorization.color import rgb_to_lab
-from colorization.hints import hints_at, propagate, simulated_hints
+from colorization.hints import LEAK_OTHER_AB, hint_image, hints_at, leak, leak_probe, propagate, simulated_hints
 from colorization.images import find_images, read_image
 from colorization.metrics import image_metrics
 from colorization.paths import data_dir
@@ -41,6 +42,7 @@ from colorization.placement import METHODS, Overlay, overlay, pick_points, simul
 COUNTS = (1, 2, 5, 10)
 RANDOM_DRAWS = 3  # seeds index, index + 1000, index + 2000: the reference is their mean gain
 CHANGE_AB = 5.0
+LEAK_DOTS = 5  # the leak of a stray colour at each of a placement's first 5 points (random: 5 probes' own points)
 
 
 def selection(n: int) -> list[Path]:
@@ -77,14 +79,37 @@ def photo_scores(cnn, classification, prepared, index: int) -> dict:
                 "changed": float((np.linalg.norm(ab - auto_ab, axis=-1) > CHANGE_AB).mean()),
                 "harmed": float((error - auto_error > CHANGE_AB).mean())}
 
+    def rgb(hint_image) -> np.ndarray:
+        ab = propagate(l_small, auto_ab, *hints_at(hint_image, l_small.shape))
+        return np.asarray(compose(prepared.l, upsample_ab(ab, prepared.l.shape)).convert("RGB"))
+
+    def leak_at(points) -> float:
+        """The two-sided protocol's leak (a dot of a random saturated colour: ``leak_probe``) at each point, or at
+        the probes' own random points (None), averaged."""
+        leaks = []
+        for k, point in enumerate(points):
+            dot, other = leak_probe(truth, index + 1000 * k)
+            if point is not None:  # the probe's colour and radius at the placement's point
+                rgba = np.asarray(dot)
+                colour, radius = rgba[rgba[..., 3] > 127][0, :3], max(1, round(min(truth.shape[:2]) / 64))
+                dot = hint_image([(point[0], point[1], colour, radius)], truth.shape[1::-1])
+                under = np.asarray(dot)[..., 3] > 127
+                other = np.linalg.norm(truth_lab_ab - truth_lab_ab[under].mean(axis=0), axis=-1) > LEAK_OTHER_AB
+            leaks.append(leak(automatic_rgb, rgb(dot), other))
+        leaks = [v for v in leaks if v is not None]
+        return float(np.mean(leaks)) if leaks else None
+
+    truth_lab_ab = rgb_to_lab(truth.astype(np.float32) / 255)[..., 1:]
     automatic = psnr(auto_ab)
-    record = {"automatic": automatic, "placements": {}}
+    automatic_rgb = np.asarray(compose(prepared.l, upsample_ab(auto_ab, prepared.l.shape)).convert("RGB"))
+    record = {"automatic": automatic, "placements": {}, "leak": {"random": leak_at([None] * LEAK_DOTS)}}
     for draw in range(RANDOM_DRAWS):
         record["placements"][f"random{draw}"] = {
             str(n): scores(simulated_hints(truth, n, index + 1000 * draw)) for n in COUNTS}
     for name, over in overlays(cnn, classification, prepared.l, index, l_small.shape).items():
         points = pick_points(over, max(COUNTS))  # greedy: the first n of 10 are the points for n
         record["placements"][name] = {str(n): scores(simulated_hints_at(truth, points[:n])) for n in COUNTS}
+        record["leak"][name] = leak_at(points[:LEAK_DOTS])
     return record
 
 
@@ -109,6 +134,14 @@ def summarise(records: list[dict]) -> dict:
             return np.mean([per_photo(f"random{d}", n, key) for d in range(RANDOM_DRAWS)], axis=0)
         return np.array([r["placements"][name][str(n)][key] for r in records])
 
+    # The leak of a stray colour at the placement's points, against the probes' own random points; per photo with
+    # both measured (a photo of one colour has no other region to leak into).
+    out["leak"] = {}
+    for name in records[0]["leak"]:
+        both = [r for r in records if r["leak"][name] is not None and r["leak"]["random"] is not None]
+        mine, theirs = (np.array([r["leak"][key] for r in both]) for key in (name, "random"))
+        out["leak"][name] = {"mean": float(mine.mean()), "photos": len(both),
+                             **({} if name == "random" else {"minus_random": paired(mine - theirs)})}
     for name in ["random"] + [m for m in names if not m.startswith("random")] + ["random0"]:
         out[name] = {}
         for n in COUNTS:
@@ -141,14 +174,51 @@ def time_overlays(photo: str, repeats: int, threads: int) -> dict:
     return out
 
 
+def figure(out: str, photos: int = 4) -> None:
+    """Per selection photo: the gray photo with 5 random hints, then each overlay with its 5 points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cnn = load_colorizer("weights/cnn.safetensors", device="cpu")
+    classification = load_colorizer("weights/classification.safetensors", device="cpu")
+    files = selection(100)[:photos]
+    columns = ["random"] + list(METHODS)
+    fig, axes = plt.subplots(len(files), len(columns), figsize=(3 * len(columns), 2.6 * len(files)), squeeze=False)
+    for row, (index, file) in enumerate(zip(range(len(files)), files)):
+        prepared = prepare(read_image(file))
+        maps = overlays(cnn, classification, prepared.l, index, cnn.l_small(prepared.l).shape)
+        hints = np.asarray(simulated_hints(prepared.truth, 5, index))
+        for col, name in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(prepared.l, cmap="gray", vmin=0, vmax=100)
+            if name == "random":
+                ys, xs = np.nonzero(hints[..., 3])
+                ax.scatter(xs, ys, s=1, c="red")
+            else:
+                ax.imshow(maps[name].at_photo_size(), cmap="magma", alpha=0.55, vmin=0, vmax=1)
+                points = np.array(pick_points(maps[name], 5))
+                ax.scatter(points[:, 0], points[:, 1], s=30, facecolors="none", edgecolors="cyan")
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(name)
+    fig.tight_layout()
+    fig.savefig(out, dpi=70, pil_kwargs={"quality": 80} if out.endswith(".jpg") else None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--selection", type=int, default=100, help="photos of the unseen collections (seed 0)")
     parser.add_argument("--json", help="results (per-photo records checkpointed beside it, resumable)")
     parser.add_argument("--time", metavar="PHOTO", help="instead: time each overlay on PHOTO at 1024 x 768")
+    parser.add_argument("--figure", metavar="PNG", help="instead: draw the overlays and 5 points on 4 photos")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    if args.figure:
+        figure(args.figure)
+        return
     if args.time:
         print(json.dumps(time_overlays(args.time, args.repeats, args.threads)))
         return
