@@ -33,7 +33,15 @@ PULL = 3e-5
 # colour cast of the whole photo (a warmer photo, a bluer sky and sea): sigma 4 on L alone, the setting PSNR alone
 # once chose because it spreads every hint over 97 % of the photo's other colours (experiments/hint_propagation).
 REACH = {"object": {"sigma": SIGMA, "sigma_ab": SIGMA_AB}, "photo": {"sigma": 4.0, "sigma_ab": None}}
-_HINT_WEIGHT = 1e3  # hinted pixels are nearly hard constraints
+# Non-local links (off until measured): each pixel's KNN nearest pixels in (L, the network's ab, x / KNN_XY, y / KNN_XY).
+KNN = 0
+KNN_WEIGHT = 0.0
+KNN_XY = 8.0
+# A bilateral grid's answer as the pull's target (off until measured): cells of GRID_XY pixels, GRID_L L units and
+# GRID_AB ab units.
+GRID_XY, GRID_L, GRID_AB, GRID_PULL, GRID_REACH = None, 8.0, 8.0, 1e-3, 0
+_HINT_WEIGHT = 1e3
+_CG_TOLERANCE, _CG_STEPS = 1e-4, 200  # hinted pixels are nearly hard constraints
 MAX_SOLVE_PIXELS = 1 << 16  # the largest propagation solved directly (256 x 256): about 0.1-0.2 s on one core
 HintPoint = tuple[float, float, Union[str, Sequence[int]], float]  # (x, y, colour, radius) in photo pixels
 
@@ -102,13 +110,21 @@ def reach_settings(reach: str) -> dict:
 
 def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray,
               sigma: float = SIGMA, pull: float = PULL, max_pixels: int = MAX_SOLVE_PIXELS,
-              sigma_ab: Optional[float] = SIGMA_AB) -> np.ndarray:
+              sigma_ab: Optional[float] = SIGMA_AB, knn: int = KNN, knn_weight: float = KNN_WEIGHT,
+              knn_xy: float = KNN_XY, knn_sigma: Optional[float] = None, features: Optional[np.ndarray] = None,
+              sigma_features: Optional[float] = None, grid_xy: Optional[float] = GRID_XY, grid_l: float = GRID_L,
+              grid_ab: Optional[float] = GRID_AB, grid_pull: float = GRID_PULL,
+              grid_reach: int = GRID_REACH, grid_features: Optional[float] = None) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
     the residual r, with a_ij = exp(-(L_i - L_j)^2 / 2 sigma^2) over 8 neighbours and c_i the hint weight.
     With ``sigma_ab`` the network's own colour edges count too: a_ij is also multiplied by
-    exp(-|ab_i - ab_j|^2 / 2 sigma_ab^2), so a correction stops where the predicted colour changes (None: L alone).
+    exp(-|ab_i - ab_j|^2 / 2 sigma_ab^2), so a correction stops where the predicted colour changes (None: L alone);
+    ``features`` (h, w, c) with ``sigma_features`` join them the same way (for instance the network's own features).
+    With ``knn`` > 0 each pixel is also linked to its ``knn`` nearest pixels in that space with x and y scaled by
+    ``knn_xy`` pixels and L by ``knn_sigma`` (default ``sigma``), weight ``knn_weight`` times the same Gaussian of
+    their distance (Chen et al. 2012, KNN matting): a hint reaches the separate parts of its object.
     Above ``max_pixels`` the residual is solved on a smaller copy and upsampled: the solve's time and memory
     grow faster than its size, and a large render size must not buy seconds.
     """
@@ -120,27 +136,107 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
         size = (max(1, int(w * scale)), max(1, int(h * scale)))
         small = [cv2.resize(np.ascontiguousarray(a, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
                  for a in (l, ab, hint_ab * hint_weight[..., None], hint_weight)]
+        small_features = None
+        if features is not None:
+            small_features = cv2.resize(np.ascontiguousarray(features, dtype=np.float32), size,
+                                        interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
         covered = small[3] > 1e-3
         small_hint_ab = np.where(covered[..., None], small[2] / np.maximum(small[3], 1e-3)[..., None], 0.0)
         # The pull sums over pixels while the smoothness term does not change with resolution: scaled by the
-        # pixel count, the copy's solution matches the full-size one.
+        # pixel count, the copy's solution matches the full-size one. Distances in pixels shrink with the copy.
         residual = propagate(small[0], small[1], small_hint_ab.astype(np.float32), np.where(covered, small[3], 0.0),
-                             sigma, pull * h * w / (size[0] * size[1]), max_pixels, sigma_ab) - small[1]
+                             sigma, pull * h * w / (size[0] * size[1]), max_pixels, sigma_ab, knn, knn_weight,
+                             knn_xy * size[0] / w, knn_sigma, small_features, sigma_features,
+                             grid_xy * size[0] / w if grid_xy else None, grid_l, grid_ab, grid_pull, grid_reach,
+                             grid_features) - small[1]
         return ab + cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
-    return _solve(l, ab, hint_ab, hint_weight, sigma, pull, sigma_ab)
+    prior = None
+    if grid_xy:
+        prior = _grid_residual(l, ab, hint_ab, hint_weight, grid_xy, grid_l, grid_ab, grid_pull, grid_reach,
+                               features if grid_features else None, grid_features)
+    return _solve(l, ab, hint_ab, hint_weight, sigma, pull, sigma_ab, knn, knn_weight, knn_xy, knn_sigma, features,
+                  sigma_features, prior)
+
+
+def _grid_residual(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray, cell_xy: float,
+                   cell_l: float, cell_ab: Optional[float], pull: float, reach: int,
+                   features: Optional[np.ndarray] = None, cell_features: Optional[float] = None) -> np.ndarray:
+    """The hints' residual (h, w, 2) spread over a bilateral grid of (x, y, L[, a, b]) cells (Barron and Poole 2016's
+    space, each pixel in its nearest cell): cells next to each other in every dimension are linked, and with
+    ``reach`` > 0 also cells of the same (L, a, b) up to ``reach`` cells apart in x and y (non-local links: a
+    hint reaches the other parts of its object). Small (a few thousand cells), so a direct solve stays fast."""
+    from scipy.sparse import coo_matrix, diags
+    from scipy.sparse.linalg import splu
+
+    h, w = l.shape
+    reach = int(reach)
+    yy, xx = np.mgrid[:h, :w]
+    coords = [np.rint(yy / cell_xy), np.rint(xx / cell_xy), np.rint(l / cell_l)]
+    if cell_ab:
+        coords += [np.rint(ab[..., 0] / cell_ab), np.rint(ab[..., 1] / cell_ab)]
+    if features is not None:
+        coords += [np.rint(c / cell_features) for c in features.reshape(h, w, -1).transpose(2, 0, 1)]
+    coords = np.stack([c.ravel().astype(np.int64) for c in coords], axis=1)
+    coords -= coords.min(axis=0) - 1  # every coordinate >= 1, so a neighbour's -1 stays >= 0
+    span = coords.max(axis=0) + 2 + reach
+    radix = np.cumprod(np.concatenate([[1], span[:0:-1]]))[::-1]  # mixed-radix key of a cell
+    keys, cell = np.unique(coords @ radix, return_inverse=True)
+    m = len(keys)
+    count = np.bincount(cell, minlength=m).astype(np.float64)
+    weight = _HINT_WEIGHT * hint_weight.ravel().astype(np.float64)
+    hinted = np.bincount(cell, weight, m)
+    target = np.stack([np.bincount(cell, weight * (hint_ab - ab)[..., c].ravel(), m) for c in range(2)], axis=1)
+    offsets = [np.eye(len(span), dtype=np.int64)[d] for d in range(len(span))]
+    offsets += [np.array([dy, dx] + [0] * (len(span) - 2)) for dy in range(0, reach + 1)
+                for dx in range(-reach, reach + 1) if (dy, dx) > (0, 0) and (dy, dx) != (0, 1) and (dy, dx) != (1, 0)]
+    rows, cols, links = [], [], []
+    for offset in offsets:
+        other = keys + offset @ radix
+        at = np.minimum(np.searchsorted(keys, other), m - 1)
+        found = keys[at] == other
+        rows.append(np.flatnonzero(found))
+        cols.append(at[found])
+        # a link as strong as the pixels it joins; a farther non-local link weaker
+        links.append(np.sqrt(count[found] * count[at[found]]) / max(1.0, float(np.hypot(*offset[:2]))))
+    rows, cols, links = (np.concatenate(a) for a in (rows, cols, links))
+    degree = np.bincount(rows, links, m) + np.bincount(cols, links, m)
+    system = (diags(degree + pull * count + hinted) - coo_matrix((links, (rows, cols)), shape=(m, m))
+              - coo_matrix((links, (cols, rows)), shape=(m, m))).tocsc()
+    solved = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0, options={"SymmetricMode": True}).solve(target)
+    return solved[cell].reshape(h, w, 2)
+
+
+def _knn_links(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each point's ``k`` nearest other points (n, d): (rows, columns, squared distances), each pair once."""
+    from scipy.spatial import cKDTree
+
+    n = len(points)
+    k = min(k, n - 1)
+    distance, index = cKDTree(points).query(points, k=k + 1)
+    rows, cols = np.repeat(np.arange(n), k), index[:, 1:].ravel()
+    d2 = distance[:, 1:].ravel() ** 2
+    # i in j's list and j in i's: keep the pair once (the lower index first), so no link counts twice
+    low, high = np.minimum(rows, cols), np.maximum(rows, cols)
+    _, first = np.unique(low.astype(np.int64) * n + high, return_index=True)
+    return low[first], high[first], d2[first]
 
 
 def _solve(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray, sigma: float,
-           pull: float, sigma_ab: Optional[float]) -> np.ndarray:
-    from scipy.sparse import diags  # SciPy comes with scikit-image; only hints need it
+           pull: float, sigma_ab: Optional[float], knn: int = 0, knn_weight: float = 0.0, knn_xy: float = 1.0,
+           knn_sigma: Optional[float] = None, features: Optional[np.ndarray] = None,
+           sigma_features: Optional[float] = None, prior: Optional[np.ndarray] = None) -> np.ndarray:
+    from scipy.sparse import coo_matrix, diags  # SciPy comes with scikit-image; only hints need it
     from scipy.sparse.linalg import splu
 
     h, w = l.shape
     n = h * w
     # Each pixel's features, scaled so that the affinity is exp(-|f_i - f_j|^2 / 2).
-    f = (l.astype(np.float64) / sigma)[..., None]
+    parts = [(l.astype(np.float64) / sigma)[..., None]]
     if sigma_ab:
-        f = np.concatenate([f, ab.astype(np.float64) / sigma_ab], axis=-1)
+        parts.append(ab.astype(np.float64) / sigma_ab)
+    if features is not None and sigma_features:
+        parts.append(features.reshape(h, w, -1).astype(np.float64) / sigma_features)
+    f = np.concatenate(parts, axis=-1)
 
     def affinity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.exp(-((a - b) ** 2).sum(axis=-1) / 2)
@@ -160,13 +256,42 @@ def _solve(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.n
     degree[1:] += down[:-1]
     degree[1:, 1:] += diag[:-1, :-1]
     degree[1:, :-1] += anti[:-1, 1:]
+    degree = degree.ravel()
     constraint = _HINT_WEIGHT * hint_weight.ravel().astype(np.float64)
-    system = diags([degree.ravel() + pull + constraint, *(-v for v in bands.values()), *(-v for v in bands.values())],
+    system = diags([degree + pull + constraint, *(-v for v in bands.values()), *(-v for v in bands.values())],
                    [0, *bands, *(-k for k in bands)], shape=(n, n), format="csc")
     target = (hint_ab - ab).reshape(-1, 2).astype(np.float64) * constraint[:, None]
+    if prior is not None:  # the pull draws the residual to the grid's answer instead of to zero
+        target += pull * prior.reshape(-1, 2)
+    linked = None
+    if knn > 0 and knn_weight > 0:
+        space = f.copy()
+        if knn_sigma:
+            space[..., 0] = l / knn_sigma
+        yy, xx = np.mgrid[:h, :w]
+        space = np.concatenate([space, np.dstack([yy, xx]) / knn_xy], axis=-1).reshape(n, -1)
+        rows, cols, d2 = _knn_links(space, knn)
+        link = knn_weight * np.exp(-d2 / 2)
+        degree_knn = np.bincount(rows, link, n) + np.bincount(cols, link, n)
+        linked = coo_matrix((link, (rows, cols)), shape=(n, n)).tocsr()
+        linked = (linked + linked.T).tocsr()
+        system = (system + diags(degree_knn)).tocsc()
     # The system is symmetric positive definite: a symmetric ordering without pivoting factors it about twice as
     # fast as SuperLU's default (measured at 192 x 128 and 384 x 256).
     lu = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0, options={"SymmetricMode": True})
+    if linked is not None:
+        # Non-local links ruin the banded factor's sparsity (a direct solve took 100x longer): conjugate gradients
+        # on the whole system, preconditioned by the factor of its local part (links only on the diagonal).
+        from scipy.sparse.linalg import LinearOperator, cg
+
+        whole = system - linked
+        precondition = LinearOperator((n, n), matvec=lambda v: lu.solve(np.ascontiguousarray(v, np.float64)))
+        start = lu.solve(target)
+        solution = np.empty_like(target)
+        for c in range(2):
+            solution[:, c], _ = cg(whole, target[:, c], x0=start[:, c], rtol=_CG_TOLERANCE, maxiter=_CG_STEPS,
+                                   M=precondition)
+        return (ab + solution.reshape(h, w, 2)).astype(np.float32)
     return (ab + lu.solve(target).reshape(h, w, 2)).astype(np.float32)
 
 

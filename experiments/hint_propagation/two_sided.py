@@ -4,7 +4,10 @@ For each photo and model: the automatic result, and for each setting the leak of
 (``colorization.hints.leak_probe``) and the PSNR at 1, 2, 5, 10 and 20 hints (``simulated_hints``, seed = the photo's
 index, as ``evaluate --hints N --seed 0``). A setting is "none" (the network alone: a hint network's own answer) or
 the engine after the network: "pull" (L's edges alone), "pull/sigma_ab" (the network's ab edges too) or
-"pull/sigma_ab/sigma". The network runs once per hint set and only the solve is repeated per setting: the
+"pull/sigma_ab/sigma", or any of propagate's keywords as "key=value,key=value" (for instance
+"pull=3e-5,sigma_ab=0.5,knn=10,knn_weight=0.1"); "feat=S" adds the network's own encoder features (strides 8 and 16,
+bilinear at the render size, as colorization.reference takes them) with scale S, "featpca=D" keeps their first D
+principal components, "gridfeat=C" adds them to the bilateral grid (grid_xy=...) in cells of C. The network runs once per hint set and only the solve is repeated per setting: the
 pipeline's numbers at a fraction of the time.
 
     python experiments/hint_propagation/two_sided.py --models weights/cnn.safetensors --selection 100 \
@@ -31,10 +34,40 @@ from colorization.paths import EVAL_FOLDERS, data_dir
 from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 
 COUNTS = (1, 2, 5, 10, 20)
+_INTEGERS = {"knn", "featpca", "grid_reach"}
 
 
-def photo_scores(colorizer, prepared, index: int, settings: list[str]) -> dict:
+def parse_setting(setting: str) -> dict:
+    """propagate's keywords for a setting: "pull[/sigma_ab[/sigma]]" or "key=value,key=value" (see above)."""
+    if "=" in setting:
+        pairs = dict(item.split("=") for item in setting.split(","))
+        return {k: (int(v) if k in _INTEGERS else None if v == "none" else float(v)) for k, v in pairs.items()}
+    pull, sigma_ab, sigma = (setting.split("/") + ["", ""])[:3]
+    return {"pull": float(pull), "sigma_ab": float(sigma_ab) if sigma_ab else None,
+            **({"sigma": float(sigma)} if sigma else {})}
+
+
+def network_features(colorizer, l_small: np.ndarray, components: int = 0) -> np.ndarray:
+    """The network's encoder features (h, w, c) at the render size, unit length; ``components`` > 0: their first
+    principal components (a KNN search in 152 dimensions is slow), rescaled to keep the total variance."""
+    from colorization.reference import _cell_features
+
+    h, w = l_small.shape
+    f = _cell_features(colorizer.model, l_small, 1).numpy().astype(np.float32)  # (h * w, c)
+    if components:
+        centred = f - f.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred[:: max(1, len(f) // 4000)], full_matrices=False)
+        f = centred @ vt[:components].T
+    return f.reshape(h, w, -1)
+
+
+def photo_scores(colorizer, prepared, index: int, settings: list[str], counts=COUNTS) -> dict:
     l_small = colorizer.l_small(prepared.l)
+    parsed = {s: parse_setting(s) for s in settings if s != "none"}
+    features = {}
+    for kw in parsed.values():
+        if ("feat" in kw or "gridfeat" in kw) and kw.get("featpca", 0) not in features:
+            features[kw.get("featpca", 0)] = network_features(colorizer, l_small, kw.get("featpca", 0))
 
     def result(ab_small):
         return np.asarray(compose(prepared.l, upsample_ab(ab_small, prepared.l.shape)).convert("RGB"))
@@ -42,10 +75,11 @@ def photo_scores(colorizer, prepared, index: int, settings: list[str]) -> dict:
     def engine(net, small, setting: str):
         if setting == "none":
             return net
-        # "pull" (L's edges alone), "pull/sigma_ab" (and the network's ab) or "pull/sigma_ab/sigma" (L's scale)
-        pull, sigma_ab, sigma = (setting.split("/") + ["", ""])[:3]
-        return propagate(l_small, net, *small, pull=float(pull), sigma_ab=float(sigma_ab) if sigma_ab else None,
-                         **({"sigma": float(sigma)} if sigma else {}))
+        kw = dict(parsed[setting])
+        if "feat" in kw or "gridfeat" in kw:
+            kw["features"] = features[kw.pop("featpca", 0)]
+            kw["sigma_features"], kw["grid_features"] = kw.pop("feat", None), kw.pop("gridfeat", None)
+        return propagate(l_small, net, *small, **kw)
 
     def hinted(hint_image):
         small = hints_at(hint_image, l_small.shape)
@@ -56,21 +90,21 @@ def photo_scores(colorizer, prepared, index: int, settings: list[str]) -> dict:
     record = {"automatic": image_metrics(automatic, prepared.truth)["psnr"], "settings": {}}
     dot, other = leak_probe(prepared.truth, index)
     dotted = hinted(dot)
-    per_count = {n: hinted(simulated_hints(prepared.truth, n, index)) for n in COUNTS}
+    per_count = {n: hinted(simulated_hints(prepared.truth, n, index)) for n in counts}
     for s in settings:
         record["settings"][s] = {"leak": leak(automatic, dotted[s], other),
-                                 **{str(n): image_metrics(per_count[n][s], prepared.truth)["psnr"] for n in COUNTS}}
+                                 **{str(n): image_metrics(per_count[n][s], prepared.truth)["psnr"] for n in counts}}
     return record
 
 
-def summarise(records: list[dict], settings: list[str]) -> dict:
+def summarise(records: list[dict], settings: list[str], counts=COUNTS) -> dict:
     automatic = float(np.mean([r["automatic"] for r in records]))
     out = {"photos": len(records), "automatic": automatic}
     for s in settings:
         leaks = [r["settings"][s]["leak"] for r in records if r["settings"][s]["leak"] is not None]
         out[s] = {"leak": float(np.mean(leaks)), "leak_photos": len(leaks),
                   **{f"gain_{n}": float(np.mean([r["settings"][s][str(n)] for r in records])) - automatic
-                     for n in COUNTS}}
+                     for n in counts}}
     return out
 
 
@@ -84,6 +118,7 @@ def main() -> None:
     parser.add_argument("--selection", type=int, default=0,
                         help="instead of the evaluation folders: this many photos (seeded) of the collections "
                              "no network here trained on (the hint recipe's val_data), to choose settings on")
+    parser.add_argument("--counts", nargs="+", type=int, default=list(COUNTS), help="hint counts to score")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -97,18 +132,22 @@ def main() -> None:
                 continue
             if args.selection:
                 unseen = json.loads(Path("recipes/hints_gpu.json").read_text())["val_data"]
-                files = sorted(random.Random(0).sample(find_images([data_dir() / c for c in unseen]), args.selection))
+                files = sorted(random.Random(0).sample(find_images([data_dir() / c for c in unseen]),
+                                                       args.selection))[: args.limit]
             else:
                 files = find_images([data_dir() / "eval" / folder])[: args.limit]
             t = time.perf_counter()
-            records = [photo_scores(colorizer, prepare(read_image(f)), i, args.settings) for i, f in enumerate(files)]
+            records = [photo_scores(colorizer, prepare(read_image(f)), i, args.settings, args.counts)
+                       for i, f in enumerate(files)]
             results[key] = {"model": model, "render_size": colorizer.render_size,
-                            "seconds": round(time.perf_counter() - t, 1), **summarise(records, args.settings)}
+                            "seconds": round(time.perf_counter() - t, 1),
+                            **summarise(records, args.settings, args.counts)}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(results, indent=1))
             row = results[key]
-            print(key, f"auto {row['automatic']:.2f}", *(f"{s}: gain10 {row[s]['gain_10']:+.2f} leak "
-                                                          f"{100 * row[s]['leak']:.0f}%" for s in args.settings),
+            top = max(args.counts)
+            print(key, f"auto {row['automatic']:.2f}", *(f"\n  {s}: gain{top} {row[s][f'gain_{top}']:+.2f} leak "
+                                                          f"{100 * row[s]['leak']:.1f}%" for s in args.settings),
                   flush=True)
 
 
