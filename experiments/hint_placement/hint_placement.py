@@ -150,6 +150,8 @@ def summarise(records: list[dict]) -> dict:
                 row["vs_random"] = paired(per_photo(name, n, "gain") - per_photo("random", n, "gain"))
                 harmed = per_photo(name, n, "harmed") - per_photo("random", n, "harmed")
                 row["harmed_vs_random"] = float(harmed.mean())
+            if name in METHODS:  # does the map matter, or only the spacing?
+                row["vs_spaced"] = paired(per_photo(name, n, "gain") - per_photo("spaced", n, "gain"))
             out[name][str(n)] = row
     return out
 
