@@ -277,3 +277,30 @@ def test_a_colour_that_reaches_the_photo_casts_it_and_an_unknown_reach_is_named(
     assert (moved["photo"] > 5).mean() > 0.5 > (moved["object"] > 5).mean()  # the whole photo, against its spot
     with pytest.raises(ValueError, match="unknown reach 'room'; choose one of: object, photo"):
         colorizer(photo, hints=dot, reach="room")
+
+
+def _foliage(h: int = 48, w: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """L of a textured object (foliage: L 20-40 at random) on the left beside a flat sky (L 75), and its mask."""
+    rng = np.random.default_rng(0)
+    l = np.full((h, w), 75.0, np.float32)
+    leaf = np.zeros((h, w), bool)
+    leaf[:, : w // 2] = True
+    l[leaf] = 30 + rng.uniform(-10, 10, leaf.sum())
+    return l, leaf
+
+
+@pytest.mark.parametrize("links", [{"knn": 10, "knn_weight": 0.01, "knn_xy": 8.0},
+                                   {"grid_xy": 12.0, "grid_l": 6.0, "grid_ab": 6.0, "grid_pull": 0.2}])
+def test_object_links_fill_a_textured_object_and_leave_the_sky(links):
+    """experiments/hint_propagation, "Affinities that know objects": neighbour links at sigma 1 stop inside any texture;
+    non-local links (KNN matting's, or a bilateral grid's cells) carry a hint over its textured object, not past it."""
+    l, leaf = _foliage()
+    ab = np.zeros(l.shape + (2,), np.float32)
+    hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
+    hint_ab[22:26, 20:24], weight[22:26, 20:24] = (40.0, 30.0), 1.0
+    far = {}
+    for name, extra in (("neighbours", {}), ("objects", links)):
+        out = propagate(l, ab, hint_ab, weight, pull=1e-4, **extra)
+        far[name] = np.abs(out - (40.0, 30.0)).max(axis=2)[leaf].mean()
+        assert np.abs(out[~leaf]).max() < 0.5  # the sky keeps the network's colour
+    assert far["neighbours"] > 30 and far["objects"] < 0.5 * far["neighbours"]

@@ -34,7 +34,7 @@ from colorization.paths import EVAL_FOLDERS, data_dir
 from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 
 COUNTS = (1, 2, 5, 10, 20)
-_INTEGERS = {"knn", "featpca", "grid_reach"}
+_INTEGERS = {"knn", "featpca", "grid_reach", "max_pixels"}
 
 
 def parse_setting(setting: str) -> dict:
