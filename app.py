@@ -148,9 +148,15 @@ async def matches(image: dict | None, reference: dict | None, model: str, render
 
 
 @handler
-async def suggest(gray: dict | None, render_size: int, event: gr.SelectData, request: gr.Request = None):
+async def where_to_click(image: dict | None, request: gr.Request = None):
+    """The picker shows where a colour would help most: five numbered spots, best first."""
+    return await SERVICE.where_to_click(_session(request), image)
+
+
+@handler
+async def suggest(image: dict | None, render_size: int, event: gr.SelectData, request: gr.Request = None):
     """Colours the classification model finds likely at the clicked point: shown, and put on the brush."""
-    colours = await SERVICE.suggest(_session(request), gray, event.index, render_size)
+    colours = await SERVICE.suggest(_session(request), image, event.index, render_size)
     swatches = " ".join(f'<span title="{share:.0%}" style="display:inline-block;width:2.2em;height:2.2em;'
                         f'border-radius:4px;background:{colour}"></span>' for colour, share in colours)
     html = (f"<div>Likely colours at ({event.index[0]}, {event.index[1]}), now on the brush: {swatches}</div>"
@@ -215,7 +221,9 @@ with Page(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600,
         compare_report = gr.Markdown()
         with gr.Accordion("Not sure what colour it was? Click a spot for the colours the classification model finds "
                           "likely there; they go on the brush.", open=False, visible=SERVICE.suggester is not None):
-            picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath", height=360)
+            where_button = gr.Button("Where would a colour help most?", size="sm")
+            picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath", height=360,
+                              elem_id="picker")
             suggestions = gr.HTML()
         gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
     with gr.Tab("Many photos"):
@@ -265,7 +273,11 @@ with Page(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600,
     gr.on([photo.change, canvas.change, model.change, size.change, intensity.release, reach.change, reference.change],
           live, [photo, canvas, model, size, intensity, reach, reference], slider,
           trigger_mode="always_last", show_progress="hidden", preprocess=False, api_visibility="private", **lanes)
-    picker.select(suggest, [picker, size], [suggestions, canvas], preprocess=False, api_visibility="private", **lanes)
+    # The picker shows the gray photo, or where a colour would help most, at the photo's size: a click is a point of
+    # the photo itself.
+    picker.select(suggest, [photo, size], [suggestions, canvas], preprocess=False, api_visibility="private", **lanes)
+    where_button.click(where_to_click, photo, [picker, suggestions], preprocess=False, api_visibility="private",
+                       **lanes)
     matches_button.click(matches, [photo, reference, model, size], [matched, matches_note], preprocess=False,
                          api_visibility="private", **lanes)
     button.click(colorize, [photo, model, size, intensity, canvas, reach, reference], [slider, download, report],

@@ -17,7 +17,8 @@ from .pipeline import Colorizer, load_colorizer
 from .serving import (Batch, Lanes, Limits, RequestError, Variant, architecture, choice, colorize_batch,
                       colorize_clip_upload, colorize_seconds, colorize_upload, compare, compare_seconds, flag,
                       gray_seconds, gray_version, hint_files, live_preview, live_seconds, number, plan_batch,
-                      render_size, show_matches, store_blobs, suggest_at, suggest_seconds, upload_files, upload_path)
+                      render_size, show_matches, store_blobs, suggest_at, suggest_seconds, upload_files, upload_path,
+                      where_to_click)
 from .weights import read_metadata
 
 __all__ = ["COMPARED_SIZES", "COMPARISONS", "REACHES", "Service", "metrics_table", "on_cpu"]
@@ -97,6 +98,7 @@ class Service:
                             self._compare_seconds(path, variants))
         self._suggest = gpu(self._suggest_work, lambda path, point, size:
                             suggest_seconds(path, size, self.architectures[self.suggester]))
+        self._where = gpu(self._where_work, lambda path: self._where_seconds(path))
 
     def _load(self, name: str) -> Colorizer:
         try:
@@ -303,3 +305,23 @@ class Service:
 
     def _suggest_work(self, path, point, size):
         return suggest_at(self.colorizer(self.suggester), path, point, size, max_megapixels=self.limits.max_megapixels)
+
+    async def where_to_click(self, session: str, image: Any) -> tuple[str, str]:
+        """Where a colour would help most: the gray photo (at its size) with the classification model's uncertainty
+        tinted over it and five points numbered, best first; and a note."""
+        if self.suggester is None:
+            raise RequestError("No classification model is shipped to say where a colour would help.")
+        path = self._stored(image)
+        shown, points = await self.lanes.run(session, self._where_seconds(path), self._where, path)
+        return str(shown), (f"The {len(points)} numbered spots are where a colour would help most, 1 first: the "
+                            "classification model is least sure of the colour there, over the largest regions. Click "
+                            "one for its likely colours, then paint it.")
+
+    def _where_seconds(self, path: str) -> float:
+        # A pass of the classification model and the entropy, as a suggestion costs, and the tinted photo's JPEG.
+        return 2 * suggest_seconds(path, self.colorizer(self.suggester).render_size,
+                                   self.architectures[self.suggester])
+
+    def _where_work(self, path):
+        return where_to_click(self.colorizer(self.suggester), path, self.root,
+                              max_megapixels=self.limits.max_megapixels)

@@ -176,6 +176,14 @@ def test_a_click_offers_suggested_colours_on_the_brush(page, off_machine):
     swatches.click()
     palette = page.locator("#canvas button[style*='background-color']")
     assert palette.count() > 9  # the six suggestions joined the nine fixed colours
+    # Where a colour would help most: the picker shows the map with five numbered spots, and a click on it still asks
+    # about that point of the photo.
+    page.get_by_role("button", name="Where would a colour help most?").click()
+    shown = page.locator("img[src*='where_to_click']")
+    shown.wait_for(timeout=60_000)
+    page.get_by_text("numbered spots are where a colour would help most").wait_for()
+    shown.click(position={"x": 150, "y": 120})
+    page.get_by_text("Likely colours at").wait_for(timeout=60_000)
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
 
 

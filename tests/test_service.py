@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import pickle
 import shutil
 import zipfile
 
+import numpy as np
 import pytest
 from app_server import EXAMPLES
 from PIL import Image
 
 from colorization import available_weights, hint_image
 from colorization.service import Service
-from colorization.serving import NOT_UPLOADED, Limits, RequestError
+from colorization.serving import NOT_UPLOADED, Limits, RequestError, where_to_click
 
 GRAY, COLOUR = EXAMPLES / "camera_bw.jpg", EXAMPLES / "coffee.jpg"
 
@@ -118,6 +120,21 @@ def test_suggestions_need_a_point_of_two_numbers(service):
     assert colours and all(colour.startswith("#") and 0 < share <= 1 for colour, share in colours)
     with pytest.raises(RequestError, match="two whole numbers"):
         run(service.suggest("s", photo, "here", 128))
+
+
+def test_where_to_click_numbers_five_spread_spots_on_the_gray_photo_at_its_size(service):
+    if service.suggester is None:
+        pytest.skip("no classification model shipped")
+    photo = upload(service, COLOUR)
+    shown, note = run(service.where_to_click("s", photo))
+    assert Image.open(shown).size == Image.open(COLOUR).size and "5 numbered spots" in note
+    _, points = where_to_click(service.colorizer(service.suggester), photo["path"], service.root)
+    width, height = Image.open(COLOUR).size
+    assert len(set(points)) == 5 and all(0 <= x < width and 0 <= y < height for x, y in points)
+    assert min(math.dist(p, q) for p in points for q in points if p != q) >= min(width, height) / 16
+    pixels = np.asarray(Image.open(shown).convert("RGB")).astype(int)
+    inside = max(6, min(width, height) // 40) * 3 // 4  # within each white disc, left of its number
+    assert all(pixels[y, x - inside].min() > 200 for x, y in points)
 
 
 def test_no_weights_is_one_clear_message(tmp_path):
