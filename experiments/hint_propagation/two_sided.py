@@ -119,6 +119,7 @@ def main() -> None:
                         help="instead of the evaluation folders: this many photos (seeded) of the collections "
                              "no network here trained on (the hint recipe's val_data), to choose settings on")
     parser.add_argument("--counts", nargs="+", type=int, default=list(COUNTS), help="hint counts to score")
+    parser.add_argument("--records", action="store_true", help="keep each photo's scores too (for paired tests)")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -141,7 +142,8 @@ def main() -> None:
                        for i, f in enumerate(files)]
             results[key] = {"model": model, "render_size": colorizer.render_size,
                             "seconds": round(time.perf_counter() - t, 1),
-                            **summarise(records, args.settings, args.counts)}
+                            **summarise(records, args.settings, args.counts),
+                            **({"records": records} if args.records else {})}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(results, indent=1))
             row = results[key]
