@@ -42,8 +42,11 @@ def upload(service: Service, path, name: str | None = None) -> dict:
     return {"path": stored, "orig_name": path.name}
 
 
+LOOP = asyncio.new_event_loop()  # one loop for the module's service, as a server has (a Lane serves one event loop)
+
+
 def run(coroutine):
-    return asyncio.run(coroutine)
+    return LOOP.run_until_complete(coroutine)
 
 
 def test_a_gray_photo_is_colorized_at_full_resolution_through_the_hosts_work(service, ran):
