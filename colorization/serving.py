@@ -978,12 +978,10 @@ class Lane:
             raise
         self._clock = max(self._clock, start)
         loop = asyncio.get_running_loop()
-        # The worker is given back when the work ends, not when its caller stops waiting (a closed connection); the
-        # caller's continuation is scheduled first (wrap_future's callback before ours), see _done.
+        # The worker is given back when the work ends, not when its caller stops waiting (a closed connection).
         work = self._pool.submit(contextvars.copy_context().run, functools.partial(fn, *args))
-        result = asyncio.wrap_future(work)
         work.add_done_callback(lambda _: self._finish_soon(loop, session))
-        return await result
+        return await asyncio.wrap_future(work)
 
     async def _turn(self, start: float) -> None:
         if self._free:  # then nobody is waiting
@@ -1006,10 +1004,7 @@ class Lane:
 
     def _done(self, session: str) -> None:
         self._let_go(session)
-        # The worker goes on one loop turn later, after the caller whose work just ended has run on and sent its next
-        # request if it has one: otherwise a client sending one request at a time would lose its turn to anybody
-        # already waiting whenever its thread was slow to wake (seen under load: 3 in 300).
-        asyncio.get_running_loop().call_soon(self._next)
+        self._next()
 
     def _let_go(self, session: str) -> None:
         self._held[session] -= 1
