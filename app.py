@@ -19,6 +19,19 @@ from colorization.serving import Limits, RequestError, session_key, share_cpu
 from colorization.service import COMPARISONS, REACHES, Service
 
 # The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
+# What a click on the photo does. Gradio's image editor reports no clicks while it paints, so asking lays the same
+# photo, clickable, over the canvas; the canvas stays in place underneath (laid out, its strokes kept).
+MODES = {"Paint colours": "paint", "Ask what colour a spot was": "ask"}
+# The switch happens in the browser alone (no round trip that a queued suggestion could overtake): one class on the
+# photo's column says which layer is on top.
+SHOW_MODE = "(mode) => { document.getElementById('paint-or-ask').classList.toggle('asking', mode === 'ask'); }"
+PAGE_CSS = """
+#photo-stack { position: relative; }
+#paint-or-ask:not(.asking) #picker, #paint-or-ask:not(.asking) #where { display: none !important; }
+#paint-or-ask.asking #picker { position: absolute; inset: 0; z-index: 1000; margin: 0;
+                               background: var(--block-background-fill); }
+#picker img { object-fit: contain; }
+"""
 HINT_COLOURS = ["#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#17becf", "#1f77b4", "#6a3d9a", "#e377c2", "#8c564b"]
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.jpg"))
 
@@ -162,7 +175,7 @@ async def suggest(image: dict | None, render_size: int, event: gr.SelectData, re
     html = (f"<div>Likely colours at ({event.index[0]}, {event.index[1]}), now on the brush: {swatches}</div>"
             f"<small>{', '.join(f'{colour} {share:.0%}' for colour, share in colours)}</small>")
     palette = [colour for colour, _ in colours] + HINT_COLOURS
-    return html, gr.ImageEditor(brush=gr.Brush(colors=palette, default_color=palette[0]))
+    return html, gr.ImageEditor(brush=gr.Brush(colors=palette, default_color=palette[0])), "paint"  # back to paint
 
 
 # delete_cache: every hour, uploads and results older than an hour are removed, so a long-running Space never fills up.
@@ -174,13 +187,20 @@ with Page(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600,
                 "comes to the real colours.")
     with gr.Tab("Photo"):
         with gr.Row():
-            with gr.Column():
+            with gr.Column(elem_id="paint-or-ask"):
                 upload = gr.UploadButton("Upload a photo", file_types=["image"], variant="primary")
-                canvas = gr.ImageEditor(label="Your photo: paint colours on it", type="filepath", image_mode="RGBA",
-                                        sources=[], transforms=[], layers=False, format="png",
-                                        elem_id="canvas", brush=gr.Brush(colors=HINT_COLOURS,
-                                                                         default_color=HINT_COLOURS[0],
-                                                                         color_mode="defaults"))
+                mode = gr.Radio(list(MODES.items()), value="paint", show_label=False, elem_id="mode",
+                                visible=SERVICE.suggester is not None)
+                with gr.Column(elem_id="photo-stack"):
+                    canvas = gr.ImageEditor(label="Your photo: paint colours on it", type="filepath",
+                                            image_mode="RGBA", sources=[], transforms=[], layers=False, format="png",
+                                            elem_id="canvas", brush=gr.Brush(colors=HINT_COLOURS,
+                                                                             default_color=HINT_COLOURS[0],
+                                                                             color_mode="defaults"))
+                    picker = gr.Image(label="Your photo: click a spot for its likely colours", interactive=False,
+                                      type="filepath", elem_id="picker")
+                where_button = gr.Button("Where would a colour help most?", size="sm", elem_id="where")
+                suggestions = gr.HTML(elem_id="suggestions")
                 photo = gr.Image(type="filepath", image_mode=None, visible=False)  # the upload: what Colorize takes
             with gr.Column():
                 slider = gr.ImageSlider(label="Gray | colorized: follows your strokes", format="png")
@@ -188,7 +208,9 @@ with Page(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600,
                 report = gr.Markdown()
         gr.Markdown("Wrong colour, or too pale? Paint a few strokes or dots in the colours you want on the photo: each "
                     "colour spreads over its region along the photo's edges, and the result beside it follows each "
-                    "stroke (the eraser and undo are in the toolbar). **Colorize** gives the full-resolution PNG.")
+                    "stroke (the eraser and undo are in the toolbar). Not sure what colour something was? **Ask what "
+                    "colour a spot was** and click it: the colours the classification model finds likely there go on "
+                    "the brush, and the canvas comes back. **Colorize** gives the full-resolution PNG.")
         with gr.Accordion("Colour like a reference photo: a colour photo of the same place, person or kind of scene",
                           open=False):
             with gr.Row():
@@ -219,12 +241,6 @@ with Page(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600,
         gallery = gr.Gallery(label="Side by side", columns=len(SERVICE.weights) + 2, height=320, format="png",
                              elem_id="compare")
         compare_report = gr.Markdown()
-        with gr.Accordion("Not sure what colour it was? Click a spot for the colours the classification model finds "
-                          "likely there; they go on the brush.", open=False, visible=SERVICE.suggester is not None):
-            where_button = gr.Button("Where would a colour help most?", size="sm")
-            picker = gr.Image(label="Click for suggested colours", interactive=False, type="filepath", height=360,
-                              elem_id="picker")
-            suggestions = gr.HTML()
         gr.Examples(EXAMPLES, inputs=photo, label="Examples (sources and licences: examples/ATTRIBUTION.md)")
     with gr.Tab("Many photos"):
         gr.Markdown(f"Upload up to {LIMITS.max_batch_photos} photos, or ZIPs of them, with up to "
@@ -275,7 +291,10 @@ with Page(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600,
           trigger_mode="always_last", show_progress="hidden", preprocess=False, api_visibility="private", **lanes)
     # The picker shows the gray photo, or where a colour would help most, at the photo's size: a click is a point of
     # the photo itself.
-    picker.select(suggest, [photo, size], [suggestions, canvas], preprocess=False, api_visibility="private", **lanes)
+    mode.change(None, mode, None, js=SHOW_MODE)
+    # The progress shows on the answer alone: on the canvas its overlay would swallow a stroke begun as it fades.
+    picker.select(suggest, [photo, size], [suggestions, canvas, mode], preprocess=False, api_visibility="private",
+                  show_progress_on=suggestions, **lanes)
     where_button.click(where_to_click, photo, [picker, suggestions], preprocess=False, api_visibility="private",
                        **lanes)
     matches_button.click(matches, [photo, reference, model, size], [matched, matches_note], preprocess=False,
@@ -297,4 +316,4 @@ with Page(title="Colorize a photo", analytics_enabled=False, delete_cache=(3600,
                       concurrency_limit=LIMITS.clips_admitted)
 
 if __name__ == "__main__":
-    demo.queue(max_size=LIMITS.queue_size).launch(max_file_size=f"{LIMITS.max_upload_mb:g}mb")
+    demo.queue(max_size=LIMITS.queue_size).launch(max_file_size=f"{LIMITS.max_upload_mb:g}mb", css=PAGE_CSS)

@@ -398,7 +398,7 @@ def test_uploads_and_examples_still_reach_every_handler(server, tmp_path):
     editor, picker = _queue_call(url, "show_gray", [{"path": photo, "meta": META}])["data"]
     assert Image.open(picker["path"]).size == Image.open(COLOUR).size
     if (REPO / "weights" / "classification.safetensors").exists():
-        html, _ = _queue_call(url, "suggest", [picker, 256], CLICK)["data"]
+        html = _queue_call(url, "suggest", [picker, 256], CLICK)["data"][0]
         assert "Likely colours at (5, 5)" in html
     hint = _upload(url, _green_disc(tmp_path / "hint.png", Image.open(COLOUR).size))
     hints = {"background": editor["background"], "layers": [{"path": hint, "meta": META}], "composite": None}

@@ -163,27 +163,56 @@ def test_a_painted_stroke_recolours_its_object_live_and_leaves_its_surroundings(
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
 
 
-def test_a_click_offers_suggested_colours_on_the_brush(page, off_machine):
+def test_asking_what_colour_a_spot_was_puts_likely_colours_on_the_brush_and_keeps_the_strokes(page, off_machine,
+                                                                                               tmp_path):
+    import numpy as np
+
+    from colorization import rgb_to_lab
+
     if not (REPO / "weights" / "classification.safetensors").exists():
         pytest.skip("the suggestions need weights/classification.safetensors")
-    page.locator("img[src*='coffee']").first.click()  # an example
-    page.get_by_text("Not sure what colour it was?").click()  # opens the suggestions
-    image = page.locator("img[src*='gray.png']").last
-    image.wait_for(timeout=30_000)
-    image.click(position={"x": 150, "y": 120})
-    page.get_by_text("Likely colours at").wait_for(timeout=60_000)
-    swatches = page.locator("#canvas").get_by_role("button", name="Color", exact=True)
-    swatches.click()
-    palette = page.locator("#canvas button[style*='background-color']")
-    assert palette.count() > 9  # the six suggestions joined the nine fixed colours
-    # Where a colour would help most: the picker shows the map with five numbered spots, and a click on it still asks
-    # about that point of the photo.
-    page.get_by_role("button", name="Where would a colour help most?").click()
-    shown = page.locator("img[src*='where_to_click']")
-    shown.wait_for(timeout=60_000)
-    page.get_by_text("numbered spots are where a colour would help most").wait_for()
-    shown.click(position={"x": 150, "y": 120})
-    page.get_by_text("Likely colours at").wait_for(timeout=60_000)
+    photo = tmp_path / "browser_ask.png"
+    Image.open(EXAMPLES / "coffee.jpg").convert("L").save(photo)
+    _upload(page, photo)
+    src, _ = _shown(page, suffix="colorized.jpg")
+    canvas = page.locator("#canvas")
+    canvas.locator("canvas").last.wait_for()
+    _paint(page, "rgb(44, 160, 44)", [(0.45, 0.42), (0.5, 0.42), (0.55, 0.42)])  # green on the coffee
+    src, _ = _shown(page, src, suffix="colorized.jpg")
+    box = canvas.bounding_box()
+    ask = page.locator("#mode").get_by_text("Ask what colour a spot was")
+    picker = page.locator("#picker img")
+    for round_ in range(2):
+        # Asking lays the same photo, clickable, over the canvas; a click puts the likely colours on the brush and
+        # brings the canvas back. The second time, where to click first: its map, and a click on it still asks.
+        ask.click()
+        picker.wait_for(state="visible", timeout=10_000)
+        assert page.evaluate("document.getElementById('paint-or-ask').classList.contains('asking')")
+        if round_ == 1:
+            page.get_by_role("button", name="Where would a colour help most?").click()
+            page.locator("#picker img[src*='where_to_click']").wait_for(timeout=60_000)
+            page.get_by_text("numbered spots are where a colour would help most").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "asking_where_to_click.png"), full_page=True)
+        shown = picker.bounding_box()  # over the canvas, not beside it
+        assert abs(shown["x"] + shown["width"] / 2 - (box["x"] + box["width"] / 2)) < box["width"] / 4, (shown, box)
+        before = page.locator("#suggestions").inner_text()
+        # The table, left of the saucer (a point of its own each round, so each answer names another point).
+        picker.click(position={"x": shown["width"] * 0.12, "y": shown["height"] * (0.8 - 0.05 * round_)})
+        page.wait_for_function("b => document.getElementById('suggestions').innerText.includes('Likely colours at') "
+                               "&& document.getElementById('suggestions').innerText != b", arg=before, timeout=60_000)
+        picker.wait_for(state="hidden", timeout=30_000)
+        assert page.locator("#mode input[value='paint']").is_checked()
+        assert canvas.bounding_box() == box  # the canvas never moved: strokes land where they are painted
+        canvas.get_by_role("button", name="Color", exact=True).click()
+        page.wait_for_function("document.querySelectorAll(\"#canvas button[style*='background-color']\").length > 9",
+                               timeout=30_000)  # the six suggestions joined the nine fixed colours
+        canvas.get_by_role("button", name="Brush", exact=True).click()
+    # The green stroke painted before asking is still there: a second stroke's preview has both.
+    _paint(page, "rgb(255, 127, 14)", [(0.22, 0.8), (0.27, 0.8)])  # the palette's orange, on the table
+    _, both = _shown(page, src, suffix="colorized.jpg")
+    lab = rgb_to_lab(np.asarray(both, np.float32) / 255)
+    h, w = lab.shape[:2]
+    assert lab[int(h * 0.40):int(h * 0.44), int(w * 0.46):int(w * 0.54), 1].mean() < -10  # still green
     assert not off_machine, f"requests off the machine: {sorted(set(off_machine))}"
 
 
