@@ -27,6 +27,7 @@ import os
 import re
 import runpy
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -179,7 +180,9 @@ def serving(out: Path, python: str, emulate_zerogpu: bool = False, env: dict | N
     with tempfile.TemporaryDirectory() as scratch:
         log_path = Path(scratch) / "app.log"
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(command, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # A session of its own: ZeroGPU's forked workers outlive the server unless the whole group is stopped.
+            proc = subprocess.Popen(command, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -196,12 +199,20 @@ def serving(out: Path, python: str, emulate_zerogpu: bool = False, env: dict | N
                 time.sleep(0.5)
             yield url, proc, log_path
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop ``proc`` (started with ``start_new_session``) and every process it left in its group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):  # forked workers the server did not stop, or a server that hung
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def gpu_calls(log: Path) -> list[dict]:
