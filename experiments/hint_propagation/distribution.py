@@ -8,14 +8,16 @@ as extra keys of two_sided.py's "key=value,..." settings (the other keys go to `
 
 * ``gate=G``: plausibility gating. After the solve each pixel keeps the share min(1, p_i(corrected) / p_i(network))^G
   of its correction (``gatefloor=F``: at least F; ``keep=1``: hinted pixels keep all of theirs; ``gateblur=B``: the
-  gate blurred, Gaussian sigma B px). A colour a pixel could not be is refused there.
+  gate blurred, Gaussian sigma B px). A colour a pixel could not be is refused there. ``gatemode=M``: the ratio is
+  taken to M times the pixel's likeliest colour's density instead (a colour at least M as likely as the pixel's mode
+  passes whole); ``gatetemp=T``: the distribution at temperature T for the gate (1: the model's raw, flatter one).
 * ``dist=S``: distribution affinities. sqrt(P) (so |f_i - f_j|^2 = 2 - 2 Bhattacharyya coefficient), smoothed over
   the bins, reduced to its first ``distpca=D`` principal components (default 8), joins the affinity as ``features``
   with ``sigma_features=S`` (and KNN links' space, with ``knn=...``).
 
 Per photo of the 100 selection photos (two_sided.py --selection, seed = the photo's index): the gain at 10 hints and
 the dot's leak (two_sided.py's protocol), and on the first 50 the random stroke's leak (stroke_leak.py's protocol);
-the coffee stroke once. The counter-score of the gate, whether it refuses a user's colour where it was painted: the
+the coffee stroke once (``--coffee-only``: that alone, for settings measured before the fill was added). The counter-score of the gate, whether it refuses a user's colour where it was painted: the
 mean ab distance from the hint colour over the dot's and the stroke's own pixels ("on dot", "on stroke"), and the
 share of the dot's own colour (true ab within 20 of the truth under the dot, off the dot) that took the dot
 ("fill": what a hint should reach).
@@ -46,7 +48,7 @@ from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 from stroke_leak import COFFEE_STROKE, moved, random_stroke, stroke_image, untouched_colours
 from two_sided import parse_setting, summarise
 
-OWN_KEYS = ("gate", "gatefloor", "keep", "gateblur", "dist", "distpca")
+OWN_KEYS = ("gate", "gatefloor", "keep", "gateblur", "gatemode", "gatetemp", "dist", "distpca")
 KERNEL_AB = 7.5  # the density's smoothing over the bins, in ab units: suggested_colours' spacing / 2
 STROKE_PHOTOS = 50  # stroke_leak.py's --limit, so its numbers compare
 
@@ -57,15 +59,32 @@ class Distribution:
     def __init__(self, classifier, l_small: np.ndarray):
         model = classifier.model
         with torch.inference_mode():
-            logits = model(torch.from_numpy(l_small)[None, None], raw=True)[0].float()
-            self.probs = torch.softmax(logits / model.temperature, dim=0).permute(1, 2, 0).numpy()  # (h, w, Q)
-        self.bins = model.ab_bins.float().numpy()  # (Q, 2)
+            self.logits = model(torch.from_numpy(l_small)[None, None], raw=True)[0].float()  # (Q, h, w)
+        self._at: dict = {}
+        self._peak: dict = {}
         self._features: dict = {}
+        self.probs = self.at(model.temperature)  # (h, w, Q)
+        self.bins = model.ab_bins.float().numpy()  # (Q, 2)
 
-    def density(self, ab: np.ndarray) -> np.ndarray:
-        """p_i(ab_i) (h, w) for one colour per pixel (h, w, 2)."""
+    def at(self, temperature: float) -> np.ndarray:
+        """The distribution (h, w, Q) at ``temperature``."""
+        if temperature not in self._at:
+            self._at[temperature] = torch.softmax(self.logits / temperature, dim=0).permute(1, 2, 0).numpy()
+        return self._at[temperature]
+
+    def density(self, ab: np.ndarray, temperature: float = 0.0) -> np.ndarray:
+        """p_i(ab_i) (h, w) for one colour per pixel (h, w, 2); ``temperature`` 0: the model's."""
+        probs = self.at(temperature) if temperature else self.probs
         d2 = ((ab[..., None, :] - self.bins) ** 2).sum(-1)  # (h, w, Q)
-        return (self.probs * np.exp(-d2 / (2 * KERNEL_AB ** 2))).sum(-1)
+        return (probs * np.exp(-d2 / (2 * KERNEL_AB ** 2))).sum(-1)
+
+    def peak(self, temperature: float = 0.0) -> np.ndarray:
+        """The density (h, w) at each pixel's likeliest bin."""
+        if temperature not in self._peak:
+            probs = self.at(temperature) if temperature else self.probs
+            d2 = ((self.bins[:, None] - self.bins[None]) ** 2).sum(-1)
+            self._peak[temperature] = (probs @ np.exp(-d2 / (2 * KERNEL_AB ** 2))).max(-1)
+        return self._peak[temperature]
 
     def features(self, components: int) -> np.ndarray:
         """sqrt of the bin-smoothed distribution, its first ``components`` principal components (h, w, D)."""
@@ -88,7 +107,9 @@ def engine(l_small, net, small, setting: dict, dist: Distribution) -> np.ndarray
     ab = propagate(l_small, net, *small, **kw)
     if not setting.get("gate"):
         return ab
-    ratio = dist.density(ab) / np.maximum(dist.density(net), 1e-12)
+    t = setting.get("gatetemp", 0.0)
+    reference = setting["gatemode"] * dist.peak(t) if setting.get("gatemode") else dist.density(net, t)
+    ratio = dist.density(ab, t) / np.maximum(reference, 1e-12)
     gate = np.clip(ratio, 0.0, 1.0) ** setting["gate"]
     if setting.get("gateblur"):
         gate = cv2.GaussianBlur(gate.astype(np.float32), (0, 0), setting["gateblur"])
@@ -146,7 +167,8 @@ def photo_scores(cnn, classifier, prepared, index: int, settings: dict, stroke: 
 
 
 def coffee_scores(cnn, classifier, settings: dict) -> dict:
-    """The issue's coffee stroke (stroke_leak.py's): its leak, the table corners' change and the on-stroke distance."""
+    """The issue's coffee stroke (stroke_leak.py's): its leak, the on-stroke distance and the fill (the share of the
+    stroke's own colours off the stroke that moved more than 5 ab)."""
     prepared = prepare(read_image("examples/coffee.jpg"))
     l_small = cnn.l_small(prepared.l)
     net = cnn.predict_ab_from_small(l_small)
@@ -154,12 +176,14 @@ def coffee_scores(cnn, classifier, settings: dict) -> dict:
     hints = stroke_image(COFFEE_STROKE, 8, (40, 200, 60), (600, 400))
     small = hints_at(hints, l_small.shape)
     other = untouched_colours(prepared.truth, hint_ab(hints)[0])
+    own = ~other & ~hint_ab(hints)[0]  # the coffee's own colours off the stroke, which it should reach
     automatic = np.asarray(compose(prepared.l, upsample_ab(net, prepared.l.shape)).convert("RGB"))
     out = {}
     for s, kw in settings.items():
         after = np.asarray(compose(prepared.l, upsample_ab(engine(l_small, net, small, kw, dist),
                                                            prepared.l.shape)).convert("RGB"))
-        out[s] = {"coffee_leak": leak(automatic, after, other), "coffee_on_stroke": on_hint(after, hints)}
+        out[s] = {"coffee_leak": leak(automatic, after, other), "coffee_on_stroke": on_hint(after, hints),
+                  "coffee_fill": float((moved(automatic, after)[own] > LEAK_CHANGE_AB).mean())}
     return out
 
 
@@ -173,12 +197,19 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", required=True)
     parser.add_argument("--selection", type=int, default=100)
     parser.add_argument("--limit", type=int, default=100, help="the first this many of the selection photos")
+    parser.add_argument("--coffee-only", action="store_true", help="only the coffee stroke")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     cnn = load_colorizer("weights/cnn.safetensors", device="cpu")
     classifier = load_colorizer("weights/classification.safetensors", device="cpu")
     settings = {s: parse_setting(s) for s in args.settings}
+    if args.coffee_only:
+        coffee = coffee_scores(cnn, classifier, settings)
+        Path(args.json).write_text(json.dumps(coffee, indent=1))
+        for s, row in coffee.items():
+            print(s, *(f"{k} {v:.3f}" for k, v in row.items()))
+        return
     path = Path(args.json)
     saved = json.loads(path.read_text()) if path.exists() else {}
     records = saved.get("records", []) if saved.get("setting_list") == args.settings else []  # resumable
