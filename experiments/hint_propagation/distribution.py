@@ -13,17 +13,20 @@ as extra keys of two_sided.py's "key=value,..." settings (the other keys go to `
   passes whole); ``gatetemp=T``: the distribution at temperature T for the gate (1: the model's raw, flatter one).
 * ``dist=S``: distribution affinities. sqrt(P) (so |f_i - f_j|^2 = 2 - 2 Bhattacharyya coefficient), smoothed over
   the bins, reduced to its first ``distpca=D`` principal components (default 8), joins the affinity as ``features``
-  with ``sigma_features=S`` (and KNN links' space, with ``knn=...``).
+  with ``sigma_features=S`` (and KNN links' space, with ``knn=...``; on propagate's smaller copy, ``max_pixels``,
+  at most 4 components: OpenCV's INTER_AREA refuses more channels at a non-integer scale).
 
 Per photo of the 100 selection photos (two_sided.py --selection, seed = the photo's index): the gain at 10 hints and
 the dot's leak (two_sided.py's protocol), and on the first 50 the random stroke's leak (stroke_leak.py's protocol);
-the coffee stroke once (``--coffee-only``: that alone, for settings measured before the fill was added). The counter-score of the gate, whether it refuses a user's colour where it was painted: the
-mean ab distance from the hint colour over the dot's and the stroke's own pixels ("on dot", "on stroke"), and the
-share of the dot's own colour (true ab within 20 of the truth under the dot, off the dot) that took the dot
-("fill": what a hint should reach).
+the coffee stroke once (``--coffee-only``: that alone). The counter-scores of the gate, whether it refuses a user's
+colour where it was painted: the mean ab distance from the hint colour over the dot's and the stroke's own pixels
+("on dot", "on stroke"), and the share of the dot's (the coffee stroke's) own colour (true ab within 20 of the truth
+under it, off it) that moved more than 5 ab ("fill": what a hint should reach).
 
     python experiments/hint_propagation/distribution.py --limit 30 --settings 3e-05/0.5/1 \\
-        pull=3e-5,sigma_ab=0.5,sigma=1,gate=1 --json experiments/hint_propagation/results/distribution_screen.json
+        pull=3e-5,sigma_ab=0.5,sigma=1,gate=1,keep=1 pull=5e-6,sigma_ab=0.5,sigma=1,dist=0.02 \\
+        pull=5e-5,sigma_ab=0.5,sigma=1,max_pixels=8192,knn=10,knn_xy=8,knn_weight=0.02,dist=0.03,distpca=4 \\
+        --json experiments/hint_propagation/results/distribution_screen.json
 """
 
 from __future__ import annotations
