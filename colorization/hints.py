@@ -114,7 +114,8 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
               knn_xy: float = KNN_XY, knn_sigma: Optional[float] = None, features: Optional[np.ndarray] = None,
               sigma_features: Optional[float] = None, grid_xy: Optional[float] = GRID_XY, grid_l: float = GRID_L,
               grid_ab: Optional[float] = GRID_AB, grid_pull: float = GRID_PULL,
-              grid_reach: int = GRID_REACH, grid_features: Optional[float] = None) -> np.ndarray:
+              grid_reach: int = GRID_REACH, grid_features: Optional[float] = None,
+              geodesic: Optional[float] = None, geodesic_l: float = 4.0) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
@@ -127,6 +128,9 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
     their distance (Chen et al. 2012, KNN matting): a hint crosses the texture of its object. With ``grid_xy`` the
     pull draws the residual to a bilateral grid's solution instead of to zero (:func:`_grid_residual`; cells of
     ``grid_xy`` pixels, ``grid_l`` L, ``grid_ab`` ab and, with ``grid_features``, ``features`` in cells of that size).
+    With ``geodesic`` the pull grows with each pixel's distance d from the nearest hint along the photo (a step across
+    ``geodesic_l`` L units costing one pixel more): pull * (1 + (d / (geodesic * short side))^2), so a weak pull lets
+    a hint fill its surroundings and the growing one stops it further away.
     Above ``max_pixels`` the residual is solved on a smaller copy and upsampled: the solve's time and memory
     grow faster than its size, and a large render size must not buy seconds.
     """
@@ -150,14 +154,26 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
                              sigma, pull * h * w / (size[0] * size[1]), max_pixels, sigma_ab, knn, knn_weight,
                              knn_xy * size[0] / w, knn_sigma, small_features, sigma_features,
                              grid_xy * size[0] / w if grid_xy else None, grid_l, grid_ab, grid_pull, grid_reach,
-                             grid_features) - small[1]
+                             grid_features, geodesic, geodesic_l) - small[1]
         return ab + cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
     prior = None
     if grid_xy:
         prior = _grid_residual(l, ab, hint_ab, hint_weight, grid_xy, grid_l, grid_ab, grid_pull, grid_reach,
                                features if grid_features else None, grid_features)
+    if geodesic:
+        pull = pull * (1 + (_geodesic_distance(l, hint_weight, geodesic_l) / (geodesic * min(h, w))) ** 2)
     return _solve(l, ab, hint_ab, hint_weight, sigma, pull, sigma_ab, knn, knn_weight, knn_xy, knn_sigma, features,
                   sigma_features, prior)
+
+
+def _geodesic_distance(l: np.ndarray, hint_weight: np.ndarray, per_l: float) -> np.ndarray:
+    """Each pixel's distance (h, w) to the nearest hinted pixel along the photo, a step across an L change of
+    ``per_l`` costing one pixel more."""
+    from skimage.graph import MCP_Geometric
+
+    gy, gx = np.gradient(l.astype(np.float64))
+    costs, _ = MCP_Geometric(1 + np.hypot(gx, gy) / per_l).find_costs(np.argwhere(hint_weight > 0))
+    return costs
 
 
 def _grid_residual(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.ndarray, cell_xy: float,
@@ -260,11 +276,12 @@ def _solve(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: np.n
     degree[1:, :-1] += anti[:-1, 1:]
     degree = degree.ravel()
     constraint = _HINT_WEIGHT * hint_weight.ravel().astype(np.float64)
+    pull = np.ravel(pull) if np.ndim(pull) else pull  # one pull, or one per pixel
     system = diags([degree + pull + constraint, *(-v for v in bands.values()), *(-v for v in bands.values())],
                    [0, *bands, *(-k for k in bands)], shape=(n, n), format="csc")
     target = (hint_ab - ab).reshape(-1, 2).astype(np.float64) * constraint[:, None]
     if prior is not None:  # the pull draws the residual to the grid's answer instead of to zero
-        target += pull * prior.reshape(-1, 2)
+        target += np.reshape(pull, (-1, 1)) * prior.reshape(-1, 2)
     if knn > 0 and knn_weight > 0:
         # Solved directly too: on photos the factor stays sparse enough (about 0.25 s at 8,192 pixels, 1.8 s at
         # 22,000, on a loaded 2-vCPU VM; far more on noise, whose links reach far); conjugate gradients did not

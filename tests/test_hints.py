@@ -304,3 +304,17 @@ def test_object_links_fill_a_textured_object_and_leave_the_sky(links):
         far[name] = np.abs(out - (40.0, 30.0)).max(axis=2)[leaf].mean()
         assert np.abs(out[~leaf]).max() < 0.5  # the sky keeps the network's colour
     assert far["neighbours"] > 30 and far["objects"] < 0.5 * far["neighbours"]
+
+
+def test_a_geodesic_fall_off_keeps_a_hint_near_where_it_was_given():
+    """experiments/hint_propagation, "A pull that grows with the distance from the hints": on a plain photo, with no
+    edge to stop it, a hint still reaches nearby pixels but no longer the far side of the photo."""
+    l = np.full((80, 80), 50.0, np.float32)
+    ab = np.zeros(l.shape + (2,), np.float32)
+    hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
+    hint_ab[38:42, 2:6], weight[38:42, 2:6] = (40.0, 30.0), 1.0
+    plain = propagate(l, ab, hint_ab, weight, pull=1e-4)
+    falling = propagate(l, ab, hint_ab, weight, pull=1e-4, geodesic=0.12)
+    assert falling[40, 10, 0] > 0.6 * plain[40, 10, 0] > 20  # near the hint: much of the colour
+    assert falling[:, 70:, 0].mean() < 0.15 * plain[:, 70:, 0].mean()  # the far side: little of it
+    assert np.allclose(falling[38:42, 2:6], (40.0, 30.0), atol=0.5)  # the hint itself is kept
