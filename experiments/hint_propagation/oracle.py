@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
@@ -34,10 +33,12 @@ import torch
 
 from colorization.color import rgb_to_lab
 from colorization.hints import hints_at, simulated_hints
-from colorization.images import find_images, read_image
+from colorization.images import read_image
 from colorization.metrics import image_metrics
-from colorization.paths import EVAL_FOLDERS, data_dir
+from colorization.paths import EVAL_FOLDERS
 from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
+
+from two_sided import photo_files
 
 
 def oracle_ab(net: np.ndarray, truth_ab: np.ndarray, hint_ab: np.ndarray, weight: np.ndarray, tolerance: float,
@@ -98,12 +99,7 @@ def main() -> None:
         key = f"{Path(args.model).stem}/{folder}/tolerance {args.tolerance:g}"
         if key in results:
             continue
-        if args.selection:
-            unseen = json.loads(Path("recipes/hints_gpu.json").read_text())["val_data"]
-            files = sorted(random.Random(0).sample(find_images([data_dir() / c for c in unseen]),
-                                                   args.selection))[: args.limit]
-        else:
-            files = find_images([data_dir() / "eval" / folder])[: args.limit]
+        files = photo_files(folder, args.selection, args.limit)
         t = time.perf_counter()
         records = [photo_scores(colorizer, prepare(read_image(f)), i, args.counts, args.tolerance)
                    for i, f in enumerate(files)]

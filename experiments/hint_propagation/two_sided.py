@@ -108,6 +108,15 @@ def summarise(records: list[dict], settings: list[str], counts=COUNTS) -> dict:
     return out
 
 
+def photo_files(folder: str, selection: int, limit: int) -> list[Path]:
+    """The first ``limit`` photos of an evaluation folder or, with ``selection``, of that many photos drawn (seed 0)
+    from the collections no network here trained on (the hint recipe's val_data)."""
+    if selection:
+        unseen = json.loads(Path("recipes/hints_gpu.json").read_text())["val_data"]
+        return sorted(random.Random(0).sample(find_images([data_dir() / c for c in unseen]), selection))[:limit]
+    return find_images([data_dir() / "eval" / folder])[:limit]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True)
@@ -131,12 +140,7 @@ def main() -> None:
             key = f"{Path(model).stem}/{folder}"
             if key in results:
                 continue
-            if args.selection:
-                unseen = json.loads(Path("recipes/hints_gpu.json").read_text())["val_data"]
-                files = sorted(random.Random(0).sample(find_images([data_dir() / c for c in unseen]),
-                                                       args.selection))[: args.limit]
-            else:
-                files = find_images([data_dir() / "eval" / folder])[: args.limit]
+            files = photo_files(folder, args.selection, args.limit)
             t = time.perf_counter()
             records = [photo_scores(colorizer, prepare(read_image(f)), i, args.settings, args.counts)
                        for i, f in enumerate(files)]
