@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
@@ -43,13 +42,12 @@ import torch
 
 from colorization.color import rgb_to_lab
 from colorization.hints import LEAK_CHANGE_AB, hints_at, leak, leak_probe, propagate, simulated_hints
-from colorization.images import find_images, read_image
+from colorization.images import read_image
 from colorization.metrics import image_metrics
-from colorization.paths import data_dir
 from colorization.pipeline import compose, load_colorizer, prepare, upsample_ab
 
 from stroke_leak import COFFEE_STROKE, moved, random_stroke, stroke_image, untouched_colours
-from two_sided import parse_setting, summarise
+from two_sided import parse_setting, photo_files, summarise
 
 OWN_KEYS = ("gate", "gatefloor", "keep", "gateblur", "gatemode", "gatetemp", "dist", "distpca")
 KERNEL_AB = 7.5  # the density's smoothing over the bins, in ab units: suggested_colours' spacing / 2
@@ -216,9 +214,7 @@ def main() -> None:
     path = Path(args.json)
     saved = json.loads(path.read_text()) if path.exists() else {}
     records = saved.get("records", []) if saved.get("setting_list") == args.settings else []  # resumable
-    unseen = json.loads(Path("recipes/hints_gpu.json").read_text())["val_data"]
-    files = sorted(random.Random(0).sample(find_images([data_dir() / c for c in unseen]),
-                                           args.selection))[: args.limit]
+    files = photo_files("", args.selection, args.limit)
     coffee = saved.get("coffee") if records else None
     coffee = coffee or coffee_scores(cnn, classifier, settings)
     t = time.perf_counter()
