@@ -143,9 +143,10 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
         small = [cv2.resize(np.ascontiguousarray(a, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
                  for a in (l, ab, hint_ab * hint_weight[..., None], hint_weight)]
         small_features = None
-        if features is not None:
-            small_features = cv2.resize(np.ascontiguousarray(features, dtype=np.float32), size,
-                                        interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
+        if features is not None:  # a channel at a time: OpenCV's area resize takes at most 4 at a scale like this
+            channels = np.asarray(features, dtype=np.float32).reshape(h, w, -1)
+            small_features = np.dstack([cv2.resize(np.ascontiguousarray(channels[..., c]), size,
+                                                   interpolation=cv2.INTER_AREA) for c in range(channels.shape[-1])])
         covered = small[3] > 1e-3
         small_hint_ab = np.where(covered[..., None], small[2] / np.maximum(small[3], 1e-3)[..., None], 0.0)
         # The pull sums over pixels while the smoothness term does not change with resolution: scaled by the

@@ -318,3 +318,14 @@ def test_a_geodesic_fall_off_keeps_a_hint_near_where_it_was_given():
     assert falling[40, 10, 0] > 0.6 * plain[40, 10, 0] > 20  # near the hint: much of the colour
     assert falling[:, 70:, 0].mean() < 0.15 * plain[:, 70:, 0].mean()  # the far side: little of it
     assert np.allclose(falling[38:42, 2:6], (40.0, 30.0), atol=0.5)  # the hint itself is kept
+
+
+def test_features_of_many_channels_are_shrunk_with_a_large_render():
+    """Above max_pixels the solve runs on a smaller copy, features included, whatever their number of channels."""
+    l = _two_regions(90, 120)
+    ab = np.zeros(l.shape + (2,), np.float32)
+    hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
+    hint_ab[40:44, 10:14], weight[40:44, 10:14] = (40.0, 30.0), 1.0
+    features = np.repeat((l > 50)[..., None], 8, axis=2).astype(np.float32)  # 8 channels that know the two regions
+    out = propagate(l, ab, hint_ab, weight, max_pixels=3000, features=features, sigma_features=0.5)
+    assert np.abs(out[:, 70:]).max() < 2 and out[42, 20, 0] > 20
