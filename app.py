@@ -18,7 +18,6 @@ from colorization import available_weights
 from colorization.serving import Limits, RequestError, session_key, share_cpu
 from colorization.service import COMPARISONS, REACHES, Service
 
-# The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
 # What a click on the photo does. Gradio's image editor reports no clicks while it paints, so asking lays the same
 # photo, clickable, over the canvas; the canvas stays in place underneath (laid out, its strokes kept).
 MODES = {"Paint colours": "paint", "Ask what colour a spot was": "ask"}
@@ -32,6 +31,7 @@ PAGE_CSS = """
                                background: var(--block-background-fill); }
 #picker img { object-fit: contain; }
 """
+# The brush's palette before any suggestion: strong, distinct hues (only their chroma is used; L stays the photo's).
 HINT_COLOURS = ["#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#17becf", "#1f77b4", "#6a3d9a", "#e377c2", "#8c564b"]
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.jpg"))
 
