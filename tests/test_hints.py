@@ -228,14 +228,14 @@ def test_the_networks_colour_edges_stop_a_hint_where_l_has_none():
     hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
     hint_ab[18:21, 8:11] = (40.0, 30.0)
     weight[18:21, 8:11] = 1.0
-    unguided = propagate(l, ab, hint_ab, weight, pull=1e-3, sigma_ab=None)
-    guided = propagate(l, ab, hint_ab, weight, pull=1e-3, sigma_ab=1.0)
+    unguided = propagate(l, ab, hint_ab, weight, pull=1e-3, sigma_ab=None, geodesic=None)
+    guided = propagate(l, ab, hint_ab, weight, pull=1e-3, sigma_ab=1.0, geodesic=None)
     far = np.abs(unguided[:, 45:] - ab[:, 45:]).max(), np.abs(guided[:, 45:] - ab[:, 45:]).max()
     assert far[0] > 3 and far[1] < 0.5  # the hint crosses the colour edge only without the guide
     assert np.allclose(guided[19, 9], (40.0, 30.0), atol=0.5)
     # the bounded copy of a large render keeps the guide
     big = [np.repeat(np.repeat(a, 8, axis=0), 8, axis=1) for a in (l, ab, hint_ab, weight)]
-    bounded = propagate(*big, pull=1e-3, sigma_ab=1.0)
+    bounded = propagate(*big, pull=1e-3, sigma_ab=1.0, geodesic=None)
     assert np.abs(bounded[:, 380:] - big[1][:, 380:]).max() < 0.5
 
 
@@ -300,7 +300,7 @@ def test_object_links_fill_a_textured_object_and_leave_the_sky(links):
     hint_ab[22:26, 20:24], weight[22:26, 20:24] = (40.0, 30.0), 1.0
     far = {}
     for name, extra in (("neighbours", {}), ("objects", links)):
-        out = propagate(l, ab, hint_ab, weight, pull=1e-4, **extra)
+        out = propagate(l, ab, hint_ab, weight, pull=1e-4, geodesic=None, **extra)
         far[name] = np.abs(out - (40.0, 30.0)).max(axis=2)[leaf].mean()
         assert np.abs(out[~leaf]).max() < 0.5  # the sky keeps the network's colour
     assert far["neighbours"] > 30 and far["objects"] < 0.5 * far["neighbours"]
@@ -313,7 +313,7 @@ def test_a_geodesic_fall_off_keeps_a_hint_near_where_it_was_given():
     ab = np.zeros(l.shape + (2,), np.float32)
     hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
     hint_ab[38:42, 2:6], weight[38:42, 2:6] = (40.0, 30.0), 1.0
-    plain = propagate(l, ab, hint_ab, weight, pull=1e-4)
+    plain = propagate(l, ab, hint_ab, weight, pull=1e-4, geodesic=None)
     falling = propagate(l, ab, hint_ab, weight, pull=1e-4, geodesic=0.12)
     assert falling[40, 10, 0] > 0.6 * plain[40, 10, 0] > 20  # near the hint: much of the colour
     assert falling[:, 70:, 0].mean() < 0.15 * plain[:, 70:, 0].mean()  # the far side: little of it

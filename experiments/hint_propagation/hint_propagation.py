@@ -56,7 +56,7 @@ def main() -> None:
             for pull in args.pulls:
                 records, start = [], time.perf_counter()
                 for (_, prepared, l_small, ab), hint in zip(photos, hints):
-                    ab = propagate(l_small, ab, *hint, sigma=sigma, pull=pull)
+                    ab = propagate(l_small, ab, *hint, sigma=sigma, pull=pull, geodesic=None)  # as recorded
                     result = np.asarray(compose(prepared.l, upsample_ab(ab, prepared.l.shape)))
                     records.append(score_images(result, np.asarray(prepared.gray), prepared.truth))
                 ms = 1000 * (time.perf_counter() - start) / len(photos)

@@ -39,11 +39,14 @@ _INTEGERS = {"knn", "featpca", "grid_reach", "max_pixels"}
 
 def parse_setting(setting: str) -> dict:
     """propagate's keywords for a setting: "pull[/sigma_ab[/sigma]]" or "key=value,key=value" (see above)."""
+    # A uniform pull unless the setting names a geodesic: every run recorded before it became propagate's default
+    # (2026-12-05) reproduces with the same setting string.
     if "=" in setting:
         pairs = dict(item.split("=") for item in setting.split(","))
-        return {k: (int(v) if k in _INTEGERS else None if v == "none" else float(v)) for k, v in pairs.items()}
+        return {"geodesic": None,
+                **{k: (int(v) if k in _INTEGERS else None if v == "none" else float(v)) for k, v in pairs.items()}}
     pull, sigma_ab, sigma = (setting.split("/") + ["", ""])[:3]
-    return {"pull": float(pull), "sigma_ab": float(sigma_ab) if sigma_ab else None,
+    return {"pull": float(pull), "sigma_ab": float(sigma_ab) if sigma_ab else None, "geodesic": None,
             **({"sigma": float(sigma)} if sigma else {})}
 
 

@@ -66,7 +66,8 @@ def photo_scores(colorizer, prepared, next_truth, settings: list[tuple]) -> dict
             stride, similarity, confidence, spread, mutual = setting
             matches = reference_hints(colorizer, l_small, ref, stride=stride, min_similarity=similarity,
                                       min_confidence=confidence, max_spread=spread, mutual=mutual, min_share=0.0)
-            ab = propagate(l_small, net, matches.hint_ab, matches.hint_weight)
+            # The uniform pull these thresholds were chosen with (propagate's default until 2026-12-05).
+            ab = propagate(l_small, net, matches.hint_ab, matches.hint_weight, geodesic=None)
             rows[key(setting)] = {"share": matches.share, **scores(ab)}
         record["modes"][mode] = rows
     return record
