@@ -2,7 +2,8 @@
 
 Levin, Lischinski and Weiss (2004), "Colorization using Optimization": neighbouring pixels with similar
 lightness should get similar colours. Here it spreads the *residual* (wanted ab minus the network's ab) from
-the hinted pixels, with a small pull to zero so that regions far from every hint keep the network's colours.
+the hinted pixels, with a pull to zero that grows with the distance from the hints, so that a hint fills its
+surroundings and regions far from every hint keep the network's colours.
 It runs at the network's render resolution and only the residual is upsampled, so a large photo costs no
 more than a small one.
 """
