@@ -123,7 +123,8 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
               sigma_features: Optional[float] = None, grid_xy: Optional[float] = GRID_XY, grid_l: float = GRID_L,
               grid_ab: Optional[float] = GRID_AB, grid_pull: float = GRID_PULL,
               grid_reach: int = GRID_REACH, grid_features: Optional[float] = None,
-              geodesic: Optional[float] = GEODESIC, geodesic_l: float = 4.0) -> np.ndarray:
+              geodesic: Optional[float] = GEODESIC, geodesic_l: float = 4.0,
+              geodesic_ab: Optional[float] = None) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
@@ -138,7 +139,8 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
     ``grid_xy`` pixels, ``grid_l`` L, ``grid_ab`` ab and, with ``grid_features``, ``features`` in cells of that size).
     With ``geodesic`` the pull grows with each pixel's distance d from the nearest hint along the photo (a step across
     ``geodesic_l`` L units costing one pixel more): pull * (1 + (d / (geodesic * short side))^2), so a weak pull lets
-    a hint fill its surroundings and the growing one stops it further away (None: the same pull everywhere).
+    a hint fill its surroundings and the growing one stops it further away (None: the same pull everywhere); with
+    ``geodesic_ab`` a step across that many units of the network's ab costs one pixel more too.
     Above ``max_pixels`` the residual is solved on a smaller copy and upsampled: the solve's time and memory
     grow faster than its size, and a large render size must not buy seconds.
     """
@@ -163,25 +165,31 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
                              sigma, pull * h * w / (size[0] * size[1]), max_pixels, sigma_ab, knn, knn_weight,
                              knn_xy * size[0] / w, knn_sigma, small_features, sigma_features,
                              grid_xy * size[0] / w if grid_xy else None, grid_l, grid_ab, grid_pull, grid_reach,
-                             grid_features, geodesic, geodesic_l) - small[1]
+                             grid_features, geodesic, geodesic_l, geodesic_ab) - small[1]
         return ab + cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
     prior = None
     if grid_xy:
         prior = _grid_residual(l, ab, hint_ab, hint_weight, grid_xy, grid_l, grid_ab, grid_pull, grid_reach,
                                features if grid_features else None, grid_features)
     if geodesic:
-        pull = pull * (1 + (_geodesic_distance(l, hint_weight, geodesic_l) / (geodesic * min(h, w))) ** 2)
+        distance = _geodesic_distance(l, hint_weight, geodesic_l, ab if geodesic_ab else None, geodesic_ab)
+        pull = pull * (1 + (distance / (geodesic * min(h, w))) ** 2)
     return _solve(l, ab, hint_ab, hint_weight, sigma, pull, sigma_ab, knn, knn_weight, knn_xy, knn_sigma, features,
                   sigma_features, prior)
 
 
-def _geodesic_distance(l: np.ndarray, hint_weight: np.ndarray, per_l: float) -> np.ndarray:
+def _geodesic_distance(l: np.ndarray, hint_weight: np.ndarray, per_l: float, ab: Optional[np.ndarray] = None,
+                       per_ab: Optional[float] = None) -> np.ndarray:
     """Each pixel's distance (h, w) to the nearest hinted pixel along the photo, a step across an L change of
-    ``per_l`` costing one pixel more."""
+    ``per_l`` (and, with ``ab``, an ab change of ``per_ab``) costing one pixel more."""
     from skimage.graph import MCP_Geometric
 
     gy, gx = np.gradient(l.astype(np.float64))
-    costs, _ = MCP_Geometric(1 + np.hypot(gx, gy) / per_l).find_costs(np.argwhere(hint_weight > 0))
+    cost = 1 + np.hypot(gx, gy) / per_l
+    if ab is not None and per_ab:
+        grads = [np.gradient(ab[..., c].astype(np.float64)) for c in range(2)]
+        cost += np.sqrt(sum(g[0] ** 2 + g[1] ** 2 for g in grads)) / per_ab
+    costs, _ = MCP_Geometric(cost).find_costs(np.argwhere(hint_weight > 0))
     return costs
 
 

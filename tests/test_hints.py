@@ -320,6 +320,22 @@ def test_a_geodesic_fall_off_keeps_a_hint_near_where_it_was_given():
     assert np.allclose(falling[38:42, 2:6], (40.0, 30.0), atol=0.5)  # the hint itself is kept
 
 
+def test_a_geodesic_step_across_the_networks_colours_costs_distance_too():
+    """geodesic_ab (measured, off: experiments/hint_propagation, "The growing pull combined"): with one lightness
+    everywhere, a change of the predicted colour makes the far side farther, so the pull there is stronger."""
+    l = np.full((40, 80), 50.0, np.float32)
+    ab = np.zeros(l.shape + (2,), np.float32)
+    ab[:, 40:] = (0.0, 30.0)
+    hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
+    hint_ab[18:22, 2:6], weight[18:22, 2:6] = (40.0, 30.0), 1.0
+    plain = propagate(l, ab, hint_ab, weight, sigma_ab=None)
+    walled = propagate(l, ab, hint_ab, weight, sigma_ab=None, geodesic_ab=0.5)
+    moved = [[np.abs(out[:, cols] - ab[:, cols]).mean() for cols in (slice(0, 30), slice(50, 80))]
+             for out in (plain, walled)]
+    assert moved[1][0] > 0.85 * moved[0][0]  # this side of the colour edge: nearly the same
+    assert moved[1][1] < 0.8 * moved[0][1]  # past it: clearly less
+
+
 def test_features_of_many_channels_are_shrunk_with_a_large_render():
     """Above max_pixels the solve runs on a smaller copy, features included, whatever their number of channels."""
     l = _two_regions(90, 120)
