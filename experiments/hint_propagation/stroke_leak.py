@@ -84,7 +84,14 @@ class Engine:
 
     def hinted(self, hints: Image.Image, setting: str) -> np.ndarray:
         small = hints_at(hints, self.l_small.shape)
-        return self.result(propagate(self.l_small, self.net, *small, **parse_setting(setting)))
+        kw = parse_setting(setting)
+        if "embed" in kw:  # learned_affinity.py's embedding, as two_sided.py's "embed=S"
+            from learned_affinity import embed, pixel_inputs
+
+            if not hasattr(self, "embedding"):
+                self.embedding = embed(pixel_inputs(self.colorizer, self.l_small))
+            kw["features"], kw["sigma_features"] = self.embedding, kw.pop("embed")
+        return self.result(propagate(self.l_small, self.net, *small, **kw))
 
 
 def moved(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ the engine after the network: "pull" (L's edges alone), "pull/sigma_ab" (the net
 "pull/sigma_ab/sigma", or any of propagate's keywords as "key=value,key=value" (for instance
 "pull=3e-5,sigma_ab=0.5,knn=10,knn_weight=0.1"); "feat=S" adds the network's own encoder features (strides 8 and 16,
 bilinear at the render size, as colorization.reference takes them) with scale S, "featpca=D" keeps their first D
-principal components, "gridfeat=C" adds them to the bilateral grid (grid_xy=...) in cells of C. The network runs once per hint set and only the solve is repeated per setting: the
+principal components, "gridfeat=C" adds them to the bilateral grid (grid_xy=...) in cells of C; "embed=S" adds
+learned_affinity.py's learned embedding instead, with scale S. The network runs once per hint set and only the solve is repeated per setting: the
 pipeline's numbers at a fraction of the time.
 
     python experiments/hint_propagation/two_sided.py --models weights/cnn.safetensors --selection 100 \
@@ -71,6 +72,10 @@ def photo_scores(colorizer, prepared, index: int, settings: list[str], counts=CO
     for kw in parsed.values():
         if ("feat" in kw or "gridfeat" in kw) and kw.get("featpca", 0) not in features:
             features[kw.get("featpca", 0)] = network_features(colorizer, l_small, kw.get("featpca", 0))
+        if "embed" in kw and "embed" not in features:
+            from learned_affinity import embed, pixel_inputs
+
+            features["embed"] = embed(pixel_inputs(colorizer, l_small))
 
     def result(ab_small):
         return np.asarray(compose(prepared.l, upsample_ab(ab_small, prepared.l.shape)).convert("RGB"))
@@ -82,6 +87,8 @@ def photo_scores(colorizer, prepared, index: int, settings: list[str], counts=CO
         if "feat" in kw or "gridfeat" in kw:
             kw["features"] = features[kw.pop("featpca", 0)]
             kw["sigma_features"], kw["grid_features"] = kw.pop("feat", None), kw.pop("gridfeat", None)
+        if "embed" in kw:
+            kw["features"], kw["sigma_features"] = features["embed"], kw.pop("embed")
         return propagate(l_small, net, *small, **kw)
 
     def hinted(hint_image):
