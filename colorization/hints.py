@@ -124,7 +124,7 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
               grid_ab: Optional[float] = GRID_AB, grid_pull: float = GRID_PULL,
               grid_reach: int = GRID_REACH, grid_features: Optional[float] = None,
               geodesic: Optional[float] = GEODESIC, geodesic_l: float = 4.0,
-              geodesic_ab: Optional[float] = None) -> np.ndarray:
+              geodesic_ab: Optional[float] = None, pull_l: Optional[float] = None) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
     Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
@@ -140,7 +140,9 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
     With ``geodesic`` the pull grows with each pixel's distance d from the nearest hint along the photo (a step across
     ``geodesic_l`` L units costing one pixel more): pull * (1 + (d / (geodesic * short side))^2), so a weak pull lets
     a hint fill its surroundings and the growing one stops it further away (None: the same pull everywhere); with
-    ``geodesic_ab`` a step across that many units of the network's ab costs one pixel more too.
+    ``geodesic_ab`` a step across that many units of the network's ab costs one pixel more too. With ``pull_l`` the
+    pull is also multiplied by 1 + (|L - L of the nearest hinted pixel| / pull_l)^2: a pixel much lighter or darker
+    than the hint is held back even where a smooth shading joins them.
     Above ``max_pixels`` the residual is solved on a smaller copy and upsampled: the solve's time and memory
     grow faster than its size, and a large render size must not buy seconds.
     """
@@ -165,7 +167,7 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
                              sigma, pull * h * w / (size[0] * size[1]), max_pixels, sigma_ab, knn, knn_weight,
                              knn_xy * size[0] / w, knn_sigma, small_features, sigma_features,
                              grid_xy * size[0] / w if grid_xy else None, grid_l, grid_ab, grid_pull, grid_reach,
-                             grid_features, geodesic, geodesic_l, geodesic_ab) - small[1]
+                             grid_features, geodesic, geodesic_l, geodesic_ab, pull_l) - small[1]
         return ab + cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
     prior = None
     if grid_xy:
@@ -174,6 +176,11 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
     if geodesic:
         distance = _geodesic_distance(l, hint_weight, geodesic_l, ab if geodesic_ab else None, geodesic_ab)
         pull = pull * (1 + (distance / (geodesic * min(h, w))) ** 2)
+    if pull_l:
+        from scipy.ndimage import distance_transform_edt
+
+        nearest = distance_transform_edt(hint_weight <= 0, return_distances=False, return_indices=True)
+        pull = pull * (1 + ((l - l[tuple(nearest)]) / pull_l) ** 2)
     return _solve(l, ab, hint_ab, hint_weight, sigma, pull, sigma_ab, knn, knn_weight, knn_xy, knn_sigma, features,
                   sigma_features, prior)
 

@@ -336,6 +336,19 @@ def test_a_geodesic_step_across_the_networks_colours_costs_distance_too():
     assert moved[1][1] < 0.8 * moved[0][1]  # past it: clearly less
 
 
+def test_pull_l_holds_back_a_much_lighter_region_that_a_smooth_shading_joins():
+    """pull_l (measured, off: experiments/hint_propagation, "The growing pull combined"): L rises smoothly from the
+    hint's 30 to 80, so no edge stops the hint; the pull that grows with the L difference keeps the light end."""
+    l = np.tile(np.linspace(30.0, 80.0, 80, dtype=np.float32), (40, 1))
+    ab = np.zeros(l.shape + (2,), np.float32)
+    hint_ab, weight = np.zeros_like(ab), np.zeros(l.shape, np.float32)
+    hint_ab[18:22, 0:4], weight[18:22, 0:4] = (40.0, 30.0), 1.0
+    plain = propagate(l, ab, hint_ab, weight, sigma=4.0, sigma_ab=None)
+    held = propagate(l, ab, hint_ab, weight, sigma=4.0, sigma_ab=None, pull_l=10.0)
+    assert held[20, 70, 0] < 0.5 * plain[20, 70, 0]
+    assert np.allclose(held[18:22, 0:4], (40.0, 30.0), atol=0.5)
+
+
 def test_features_of_many_channels_are_shrunk_with_a_large_render():
     """Above max_pixels the solve runs on a smaller copy, features included, whatever their number of channels."""
     l = _two_regions(90, 120)
