@@ -127,7 +127,7 @@ def propagate(l: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, hint_weight: n
               geodesic_ab: Optional[float] = None, pull_l: Optional[float] = None) -> np.ndarray:
     """The network's ab (h, w, 2) corrected towards the hints, spread along L (h, w) by an edge-aware solve.
 
-    Minimises sum_ij a_ij |r_i - r_j|^2 + pull * sum_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
+    Minimises sum_ij a_ij |r_i - r_j|^2 + sum_i pull_i |r_i|^2 + sum_i c_i |r_i - (hint_i - ab_i)|^2 over
     the residual r, with a_ij = exp(-(L_i - L_j)^2 / 2 sigma^2) over 8 neighbours and c_i the hint weight.
     With ``sigma_ab`` the network's own colour edges count too: a_ij is also multiplied by
     exp(-|ab_i - ab_j|^2 / 2 sigma_ab^2), so a correction stops where the predicted colour changes (None: L alone);

@@ -85,7 +85,9 @@ def main() -> None:
         l_small = colorizer.l_small(prepared.l)
         inputs = pixel_inputs(colorizer, l_small)
         pa, pb, s = pairs(inputs, true_ab(prepared, l_small.shape), args.pairs, rng)
-        a.append(pa), b.append(pb), same.append(s)
+        a.append(pa)
+        b.append(pb)
+        same.append(s)
     a, b, same = (torch.from_numpy(np.concatenate(x)) for x in (a, b, same))
     mean = torch.cat([a, b]).mean(0)
     held = len(a) // 10  # the last photos' pairs, to check the fit
